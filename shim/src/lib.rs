@@ -1,0 +1,1 @@
+//! The C ABI of py4cl2-cffi (skeleton).
