@@ -10,7 +10,7 @@
 
 use crate::ffi_types::*;
 use crate::Error;
-use libloading::Library;
+use libloading::os::unix::Library;
 use std::os::raw::{c_char, c_double, c_int, c_long, c_longlong, c_ulong, c_ulonglong, c_void};
 
 type PyObj = *mut PyObject;

@@ -1,1 +1,59 @@
-//! The C ABI of py4cl2-cffi (skeleton).
+//! The C ABI of py4cl2-cffi: every `p4s_*` function the Lisp side calls.
+//!
+//! # Conventions (they hold for every function unless its own doc says otherwise)
+//! - **Objects** cross as opaque `PyObject *`. Each function says whether a returned object is
+//!   a *new* reference (the caller must release it, with [`gil::p4s_decref`] or
+//!   [`gil::p4s_decref_later`]) or *borrowed*. Object arguments are borrowed.
+//! - **The GIL** is taken and given back inside every function (nestable, from any thread).
+//!   [`gil::p4s_gil_acquire`]/[`gil::p4s_gil_release`] hold it across several calls; inside such a
+//!   block each call skips the GIL entirely. Floating-point traps are masked while Python runs
+//!   and restored on return (also around Lisp callbacks).
+//! - **Failure**: functions returning an object return NULL; functions returning `int32_t`
+//!   return `0` for success, [`P4S_PYERROR`] (`-1`) when Python raised, [`P4S_ERROR`] (`-2`) for
+//!   a shim-level error (not started, bad argument). A Python exception is taken out of Python
+//!   at once and kept for this thread: read it with the `p4s_error_*` functions. A shim error's
+//!   text is [`errors::p4s_last_error`].
+//! - **Panics** never cross the boundary: each function is made by one macro that catches them
+//!   and turns them into a shim error.
+//! - **Strings** in are UTF-8 with explicit byte length, or UTF-32/Latin-1 code units with a
+//!   length in characters; strings out are copied into a caller buffer as UTF-32, or lent as
+//!   UTF-8 valid while the object lives.
+
+#![allow(clippy::missing_safety_doc)] // each export's safety contract is in its doc's "Arguments"
+
+/// Every exported function is made by this macro: `#[no_mangle] extern "C"`, with panics
+/// caught and turned into a shim error and the given failure value.
+macro_rules! export {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) -> $ret:ty, on_panic = $fail:expr, $body:block) => {
+        $(#[$m])*
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || -> $ret { $body })) {
+                Ok(v) => v,
+                Err(_) => {
+                    $crate::errors::set_last_error(concat!("internal error: panic in ", stringify!($name)));
+                    $fail
+                }
+            }
+        }
+    };
+}
+
+pub mod buffer;
+pub mod call;
+pub mod callback;
+pub mod errors;
+mod fp;
+pub mod gil;
+pub mod lifecycle;
+pub mod output;
+pub mod values;
+
+/// Status: success.
+pub const P4S_OK: i32 = 0;
+/// Status: Python raised; the exception is kept for this thread (`p4s_error_*`).
+pub const P4S_PYERROR: i32 = -1;
+/// Status: shim-level error; the message is in `p4s_last_error()`.
+pub const P4S_ERROR: i32 = -2;
+
+pub use py4cl2_cffi_loader::ffi_types::PyObject;

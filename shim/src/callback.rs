@@ -1,0 +1,282 @@
+//! Lisp functions callable from Python, and Lisp errors passing through Python.
+//!
+//! Lisp registers one handler, a C function pointer. [`p4s_make_callable`] makes a Python
+//! builtin function whose `self` is a capsule holding a Lisp handle (an integer the Lisp side
+//! maps to a function). Calling it runs the trampoline: it marks the thread as holding the GIL
+//! (so Lisp may call back into Python), gives Lisp its own floating-point traps, calls the
+//! handler with `(handle, args tuple, kwargs dict or NULL)`, and masks traps again. When Python
+//! drops the function, the capsule's destructor tells Lisp to forget the handle.
+
+use crate::errors::take_python_error;
+use crate::gil::{self, enter, Entry};
+use crate::{fp, PyObject, P4S_ERROR, P4S_OK};
+use py4cl2_cffi_loader::api::Api;
+use py4cl2_cffi_loader::ffi_types::*;
+use std::ffi::{c_char, CString};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// The Lisp side's callback entry: `(handle, args, kwargs) -> new reference or NULL`, called
+/// with the GIL held; on failure it sets a Python exception (`p4s_error_set*`) and returns NULL.
+pub type CallbackFn = unsafe extern "C" fn(i64, *mut PyObject, *mut PyObject) -> *mut PyObject;
+/// Called with a handle when Python no longer references its function (GIL held).
+pub type ReleaseFn = unsafe extern "C" fn(i64);
+
+static CALL: AtomicUsize = AtomicUsize::new(0);
+static RELEASE: AtomicUsize = AtomicUsize::new(0);
+
+const CAPSULE_NAME: &std::ffi::CStr = c"py4cl2_cffi.callback";
+
+/// What a callable's capsule owns: the method definition (which must outlive the function
+/// object, and does: the capsule is the function's `self`) and the Lisp handle.
+struct CallbackData {
+    def: PyMethodDef,
+    _name: CString,
+    handle: i64,
+    generation: u64,
+}
+
+export! {
+    /// Registers the Lisp functions that run callbacks and forget handles (either may be NULL
+    /// to unregister). Valid across restarts.
+    fn p4s_set_callback_handler(call: Option<CallbackFn>, release: Option<ReleaseFn>) -> (), on_panic = (), {
+        CALL.store(call.map_or(0, |f| f as usize), Ordering::Release);
+        RELEASE.store(release.map_or(0, |f| f as usize), Ordering::Release);
+    }
+}
+
+unsafe extern "C" fn capsule_destructor(capsule: *mut PyObject) {
+    // SAFETY: called by Python with the GIL held for our capsule; the pointer was made by
+    // `Box::into_raw` in `p4s_make_callable` and is freed only here.
+    unsafe {
+        let api_ok = py4cl2_cffi_loader::current();
+        let Some(rt) = api_ok else { return };
+        let p = (rt.api.PyCapsule_GetPointer)(capsule, CAPSULE_NAME.as_ptr()) as *mut CallbackData;
+        if p.is_null() {
+            (rt.api.PyErr_Clear)();
+            return;
+        }
+        let data = Box::from_raw(p);
+        let release = RELEASE.load(Ordering::Acquire);
+        if release != 0 && data.generation == rt.generation {
+            let f: ReleaseFn = std::mem::transmute::<usize, ReleaseFn>(release);
+            let prev = gil::callback_enter(rt);
+            with_lisp_fp(|| f(data.handle));
+            gil::callback_exit(prev);
+        }
+    }
+}
+
+/// Runs `f` with the Lisp caller's floating-point state, then masks traps again.
+fn with_lisp_fp<R>(f: impl FnOnce() -> R) -> R {
+    match gil::lisp_fp() {
+        Some(state) => {
+            fp::restore(state);
+            let r = f();
+            fp::remask();
+            r
+        }
+        None => f(),
+    }
+}
+
+unsafe extern "C" fn trampoline(slf: *mut PyObject, args: *mut PyObject, kwargs: *mut PyObject) -> *mut PyObject {
+    let r = std::panic::catch_unwind(|| {
+        // SAFETY: Python calls us with the GIL held while the interpreter runs.
+        let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
+            return std::ptr::null_mut();
+        };
+        let api = &rt.api;
+        // SAFETY: `slf` is our capsule (the function's self).
+        let p = unsafe { (api.PyCapsule_GetPointer)(slf, CAPSULE_NAME.as_ptr()) } as *const CallbackData;
+        if p.is_null() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the capsule owns the data while the function (and so this call) lives.
+        let handle = unsafe { (*p).handle };
+        let call = CALL.load(Ordering::Acquire);
+        if call == 0 {
+            set_runtime_error(api, "no Lisp callback handler is registered");
+            return std::ptr::null_mut();
+        }
+        // SAFETY: the address was registered as a `CallbackFn`.
+        let f: CallbackFn = unsafe { std::mem::transmute::<usize, CallbackFn>(call) };
+        let prev = gil::callback_enter(rt);
+        // SAFETY: the Lisp handler follows the CallbackFn contract; args/kwargs are borrowed.
+        let r = with_lisp_fp(|| unsafe { f(handle, args, kwargs) });
+        gil::callback_exit(prev);
+        // SAFETY: GIL held.
+        if r.is_null() && unsafe { (api.PyErr_Occurred)() }.is_null() {
+            set_runtime_error(api, "the Lisp callback failed without setting a Python exception");
+        }
+        r
+    });
+    r.unwrap_or(std::ptr::null_mut())
+}
+
+fn set_runtime_error(api: &Api, msg: &str) {
+    let c = CString::new(msg).unwrap_or_default();
+    // SAFETY: GIL held; the variable is initialised after start.
+    unsafe { (api.PyErr_SetString)(Api::read_pointer(api.PyExc_RuntimeError), c.as_ptr()) };
+}
+
+export! {
+    /// Makes a Python function that calls the registered Lisp handler with `handle`. `name`
+    /// (`len` UTF-8 bytes, may be NULL) becomes its `__name__`. New reference or NULL.
+    fn p4s_make_callable(handle: i64, name: *const c_char, len: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        let Some(e) = enter() else { return std::ptr::null_mut() };
+        let api = e.api();
+        let nm = if name.is_null() || len <= 0 {
+            CString::new("lisp_function").unwrap_or_default()
+        } else {
+            // SAFETY: `name` valid for `len` bytes (caller's contract).
+            let b = unsafe { std::slice::from_raw_parts(name.cast::<u8>(), len as usize) };
+            CString::new(b.iter().copied().filter(|c| *c != 0).collect::<Vec<u8>>()).unwrap_or_default()
+        };
+        let mut data = Box::new(CallbackData {
+            def: PyMethodDef {
+                ml_name: std::ptr::null(),
+                ml_meth: Some(trampoline),
+                ml_flags: METH_VARARGS | METH_KEYWORDS,
+                ml_doc: std::ptr::null(),
+            },
+            _name: nm,
+            handle,
+            generation: e.runtime().generation,
+        });
+        data.def.ml_name = data._name.as_ptr();
+        let raw = Box::into_raw(data);
+        // SAFETY: GIL held; the capsule owns `raw` and frees it in its destructor.
+        let capsule = unsafe { (api.PyCapsule_New)(raw.cast(), CAPSULE_NAME.as_ptr(), Some(capsule_destructor)) };
+        if capsule.is_null() {
+            // SAFETY: not handed to Python; we still own it.
+            drop(unsafe { Box::from_raw(raw) });
+            take_python_error(&e);
+            return std::ptr::null_mut();
+        }
+        // SAFETY: `def` lives inside the capsule, which the function keeps as its self.
+        let f = unsafe { (api.PyCFunction_NewEx)(&mut (*raw).def, capsule, std::ptr::null_mut()) };
+        // SAFETY: the function holds its own reference to the capsule.
+        unsafe { (api.Py_DecRef)(capsule) };
+        if f.is_null() {
+            take_python_error(&e);
+        }
+        f
+    }
+}
+
+/// The `py4cl2_cffi.LispError` class of the running interpreter (made on first use).
+static LISP_ERROR: Mutex<(usize, u64)> = Mutex::new((0, 0));
+
+fn lisp_error_type(e: &Entry) -> *mut PyObject {
+    let gen = e.runtime().generation;
+    let mut g = LISP_ERROR.lock().unwrap_or_else(|x| x.into_inner());
+    if g.1 == gen && g.0 != 0 {
+        return g.0 as *mut PyObject;
+    }
+    let api = e.api();
+    // SAFETY: GIL held; NewException returns a new class (we keep that reference until stop).
+    let t = unsafe {
+        (api.PyErr_NewException)(
+            c"py4cl2_cffi.LispError".as_ptr(),
+            Api::read_pointer(api.PyExc_Exception),
+            std::ptr::null_mut(),
+        )
+    };
+    if !t.is_null() {
+        *g = (t as usize, gen);
+    }
+    t
+}
+
+export! {
+    /// The exception class `py4cl2_cffi.LispError` (borrowed; valid until stop), raised in Python
+    /// for Lisp errors inside callbacks.
+    fn p4s_lisp_error_type() -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        let Some(e) = enter() else { return std::ptr::null_mut() };
+        let t = lisp_error_type(&e);
+        if t.is_null() {
+            take_python_error(&e);
+        }
+        t
+    }
+}
+
+export! {
+    /// Inside a callback: raises `py4cl2_cffi.LispError(message)` in Python carrying the Lisp
+    /// `handle` of the condition (attribute `lisp_handle`), then the callback returns NULL.
+    /// When that exception comes back to Lisp, `p4s_error_lisp_handle` returns the handle.
+    fn p4s_error_set_lisp(handle: i64, message: *const c_char, len: i64) -> i32, on_panic = P4S_ERROR, {
+        let Some(e) = enter() else { return P4S_ERROR };
+        let api = e.api();
+        let t = lisp_error_type(&e);
+        if t.is_null() {
+            return take_python_error(&e);
+        }
+        // SAFETY: GIL held; `message` valid for `len` bytes (caller's contract).
+        unsafe {
+            let msg = (api.PyUnicode_FromStringAndSize)(message, len as isize);
+            if msg.is_null() {
+                return take_python_error(&e);
+            }
+            let exc = crate::call::vectorcall(api, t, &[msg], std::ptr::null_mut());
+            (api.Py_DecRef)(msg);
+            if exc.is_null() {
+                return take_python_error(&e);
+            }
+            let h = (api.PyLong_FromLongLong)(handle);
+            (api.PyObject_SetAttrString)(exc, c"lisp_handle".as_ptr(), h);
+            (api.Py_DecRef)(h);
+            (api.PyErr_SetObject)(t, exc);
+            (api.Py_DecRef)(exc);
+        }
+        P4S_OK
+    }
+}
+
+export! {
+    /// The Lisp handle carried by this thread's kept exception if it is a `LispError` raised by
+    /// `p4s_error_set_lisp` (directly, or as the `__cause__`/`__context__` chain's first such
+    /// error), else -1.
+    fn p4s_error_lisp_handle() -> i64, on_panic = -1, {
+        let Some(e) = enter() else { return -1 };
+        let api = e.api();
+        let mut v = crate::errors::kept_exception(&e);
+        let t = lisp_error_type(&e);
+        for _ in 0..16 {
+            if v.is_null() || t.is_null() {
+                break;
+            }
+            // SAFETY: GIL held; `v` an exception instance; attribute lookups return new refs.
+            unsafe {
+                if (api.PyObject_IsInstance)(v, t) == 1 {
+                    let h = (api.PyObject_GetAttrString)(v, c"lisp_handle".as_ptr());
+                    if h.is_null() {
+                        (api.PyErr_Clear)();
+                        return -1;
+                    }
+                    let mut of = 0;
+                    let n = (api.PyLong_AsLongLongAndOverflow)(h, &mut of);
+                    (api.Py_DecRef)(h);
+                    (api.PyErr_Clear)();
+                    return n;
+                }
+                let next = (api.PyObject_GetAttrString)(v, c"__context__".as_ptr());
+                if next.is_null() {
+                    (api.PyErr_Clear)();
+                    return -1;
+                }
+                // Borrow: the chain is kept alive by the kept exception.
+                (api.Py_DecRef)(next);
+                v = if next == api._Py_NoneStruct { std::ptr::null_mut() } else { next };
+            }
+        }
+        -1
+    }
+}
+
+/// Forgets per-interpreter state (at stop; the objects die with the interpreter).
+pub(crate) fn forget(_e: &Entry) {
+    *LISP_ERROR.lock().unwrap_or_else(|x| x.into_inner()) = (0, 0);
+}
+

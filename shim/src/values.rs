@@ -1,0 +1,601 @@
+//! Packed values: scalars and strings cross in one 24-byte struct instead of one call each.
+//!
+//! A [`P4sValue`] carries a tag and two words. Lisp fills them to pass arguments (an integer, a
+//! float, a string's code units, a borrowed object…) and the shim fills them with a result: a
+//! scalar inline, a string copied into the caller's UTF-32 scratch buffer when it fits, and any
+//! other object as a new reference with its kind in the tag, so Lisp dispatches without asking.
+
+use crate::errors::take_python_error;
+use crate::gil::{enter, Entry};
+use crate::{PyObject, P4S_ERROR, P4S_OK};
+use py4cl2_cffi_loader::api::Api;
+use py4cl2_cffi_loader::ffi_types::*;
+use std::ffi::c_char;
+
+/// One value crossing the boundary. Layout: `{int32 tag; int32 aux; int64 a; int64 b;}`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct P4sValue {
+    /// What the value is: one of the `P4S_*` tags.
+    pub tag: i32,
+    /// Tag-specific: for a result string, 1 when copied into the scratch buffer.
+    pub aux: i32,
+    /// First word: the integer, the float's bits, an object pointer or a data pointer.
+    pub a: i64,
+    /// Second word: a length, or the imaginary part's bits.
+    pub b: i64,
+}
+
+/// `None` (in and out).
+pub const P4S_NONE: i32 = 0;
+/// A bool: `a` is 0 or 1 (in and out).
+pub const P4S_BOOL: i32 = 1;
+/// An int that fits 64 bits: `a` (in and out).
+pub const P4S_INT: i32 = 2;
+/// A float: `a` holds the IEEE-754 double bits (in and out).
+pub const P4S_FLOAT: i32 = 3;
+/// A complex: `a` real bits, `b` imaginary bits (in and out).
+pub const P4S_COMPLEX: i32 = 4;
+/// Out: a str of `b` characters; copied into the scratch buffer when `aux` = 1 (then `a` = 0),
+/// else `a` is a new reference to it.
+pub const P4S_STR: i32 = 5;
+/// Out: bytes, `a` a new reference, `b` the length. In: `a` pointer to `b` bytes.
+pub const P4S_BYTES: i32 = 6;
+/// Out: a tuple (or subclass), `a` new reference, `b` its length.
+pub const P4S_TUPLE: i32 = 7;
+/// Out: a list (or subclass), `a` new reference, `b` its length.
+pub const P4S_LIST: i32 = 8;
+/// Out: a dict (or subclass), `a` new reference, `b` its length.
+pub const P4S_DICT: i32 = 9;
+/// Out: a set or frozenset, `a` new reference, `b` its length.
+pub const P4S_SET: i32 = 10;
+/// Out: an int beyond 64 bits, `a` new reference (read it with `p4s_long_to_hex`).
+pub const P4S_BIGINT: i32 = 11;
+/// Out: any other object, `a` new reference. In: `a` a borrowed object.
+pub const P4S_OBJECT: i32 = 12;
+/// In: a string of `b` UTF-32 code units at `a`.
+pub const P4S_STR_UTF32: i32 = 20;
+/// In: a string of `b` UTF-8 bytes at `a`.
+pub const P4S_STR_UTF8: i32 = 21;
+/// In: a string of `b` Latin-1 code units (one byte each) at `a`.
+pub const P4S_STR_LATIN1: i32 = 22;
+/// In: an integer written in hexadecimal (`-1f`, no `0x`), `b` ASCII bytes at `a`.
+pub const P4S_INT_HEX: i32 = 23;
+
+impl P4sValue {
+    fn obj(tag: i32, o: *mut PyObject, len: i64) -> Self {
+        P4sValue {
+            tag,
+            aux: 0,
+            a: o as i64,
+            b: len,
+        }
+    }
+}
+
+/// Makes a new Python object from a packed value (GIL held). NULL with a Python error set on
+/// failure (for an unknown tag: a `TypeError`).
+///
+/// # Safety
+/// Pointers inside `v` must be valid for the lengths it gives.
+pub(crate) unsafe fn from_value(api: &Api, v: &P4sValue) -> *mut PyObject {
+    // SAFETY (for the whole body): the GIL is held by the caller; data pointers are valid for
+    // their lengths (caller's contract); every constructor returns a new reference or NULL.
+    unsafe {
+        match v.tag {
+            P4S_NONE => {
+                (api.Py_IncRef)(api._Py_NoneStruct);
+                api._Py_NoneStruct
+            }
+            P4S_BOOL => (api.PyBool_FromLong)(std::os::raw::c_long::from(v.a != 0)),
+            P4S_INT => (api.PyLong_FromLongLong)(v.a),
+            P4S_FLOAT => (api.PyFloat_FromDouble)(f64::from_bits(v.a as u64)),
+            P4S_COMPLEX => {
+                (api.PyComplex_FromDoubles)(f64::from_bits(v.a as u64), f64::from_bits(v.b as u64))
+            }
+            P4S_STR_UTF32 => (api.PyUnicode_FromKindAndData)(4, v.a as *const _, v.b as isize),
+            P4S_STR_LATIN1 => (api.PyUnicode_FromKindAndData)(1, v.a as *const _, v.b as isize),
+            P4S_STR_UTF8 => (api.PyUnicode_FromStringAndSize)(v.a as *const c_char, v.b as isize),
+            P4S_BYTES => (api.PyBytes_FromStringAndSize)(v.a as *const c_char, v.b as isize),
+            P4S_OBJECT => {
+                let o = v.a as *mut PyObject;
+                if o.is_null() {
+                    set_type_error(api, "NULL object passed to py4cl2-cffi");
+                    return std::ptr::null_mut();
+                }
+                (api.Py_IncRef)(o);
+                o
+            }
+            P4S_INT_HEX => {
+                let bytes = std::slice::from_raw_parts(v.a as *const u8, v.b as usize);
+                let mut text = Vec::with_capacity(bytes.len() + 1);
+                text.extend_from_slice(bytes);
+                text.push(0);
+                (api.PyLong_FromString)(text.as_ptr().cast(), std::ptr::null_mut(), 16)
+            }
+            _ => {
+                set_type_error(api, "unknown value tag passed to py4cl2-cffi");
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
+
+fn set_type_error(api: &Api, msg: &str) {
+    let c = std::ffi::CString::new(msg).unwrap_or_default();
+    // SAFETY: GIL held; the type variable is initialised after start.
+    unsafe {
+        (api.PyErr_SetString)(Api::read_pointer(api.PyExc_TypeError), c.as_ptr());
+    }
+}
+
+/// Whether `t`'s flags have `flag` (GIL held, `t` a type).
+#[inline(always)]
+fn has_flag(api: &Api, t: *mut PyObject, flag: std::os::raw::c_ulong) -> bool {
+    // SAFETY: `t` is a live type object.
+    unsafe { (api.PyType_GetFlags)(t) & flag != 0 }
+}
+
+/// Converts `o` (borrowed) into a packed value (GIL held). Scalars come inline; a str is copied
+/// into `scratch` when it has at most `cap` characters; anything else is a new reference.
+/// Returns `P4S_OK` or `P4S_PYERROR` (exception kept).
+///
+/// # Safety
+/// `o` must be live; `scratch` must be valid for `cap` `u32`s (or NULL with `cap` 0).
+pub(crate) unsafe fn to_value(
+    e: &Entry,
+    o: *mut PyObject,
+    out: &mut P4sValue,
+    scratch: *mut u32,
+    cap: i64,
+) -> i32 {
+    let api = e.api();
+    // SAFETY: `o` live, default build layout.
+    let t = unsafe { ob_type(o) };
+    *out = P4sValue::default();
+    // SAFETY (for the calls below): GIL held; `o` is live and of the type we test.
+    unsafe {
+        if o == api._Py_NoneStruct {
+            out.tag = P4S_NONE;
+        } else if t == api.PyFloat_Type {
+            out.tag = P4S_FLOAT;
+            out.a = (api.PyFloat_AsDouble)(o).to_bits() as i64;
+        } else if t == api.PyBool_Type {
+            out.tag = P4S_BOOL;
+            out.a = i64::from(o == api._Py_TrueStruct);
+        } else if has_flag(api, t, Py_TPFLAGS_LONG_SUBCLASS) {
+            let mut overflow = 0;
+            let i = (api.PyLong_AsLongLongAndOverflow)(o, &mut overflow);
+            if overflow != 0 {
+                (api.Py_IncRef)(o);
+                *out = P4sValue::obj(P4S_BIGINT, o, 0);
+            } else if i == -1 && !(api.PyErr_Occurred)().is_null() {
+                return take_python_error(e);
+            } else {
+                out.tag = P4S_INT;
+                out.a = i;
+            }
+        } else if has_flag(api, t, Py_TPFLAGS_UNICODE_SUBCLASS) {
+            let len = (api.PyUnicode_GetLength)(o) as i64;
+            if len >= 0 && len <= cap && !scratch.is_null() {
+                if len > 0 && (api.PyUnicode_AsUCS4)(o, scratch, cap as isize, 0).is_null() {
+                    return take_python_error(e);
+                }
+                *out = P4sValue { tag: P4S_STR, aux: 1, a: 0, b: len };
+            } else {
+                (api.Py_IncRef)(o);
+                *out = P4sValue::obj(P4S_STR, o, len);
+            }
+        } else if t == api.PyComplex_Type || (api.PyType_IsSubtype)(t, api.PyComplex_Type) != 0 {
+            out.tag = P4S_COMPLEX;
+            out.a = (api.PyComplex_RealAsDouble)(o).to_bits() as i64;
+            out.b = (api.PyComplex_ImagAsDouble)(o).to_bits() as i64;
+        } else if (api.PyType_IsSubtype)(t, api.PyFloat_Type) != 0 {
+            out.tag = P4S_FLOAT;
+            out.a = (api.PyFloat_AsDouble)(o).to_bits() as i64;
+        } else {
+            let tag = if has_flag(api, t, Py_TPFLAGS_TUPLE_SUBCLASS) {
+                P4S_TUPLE
+            } else if has_flag(api, t, Py_TPFLAGS_LIST_SUBCLASS) {
+                P4S_LIST
+            } else if has_flag(api, t, Py_TPFLAGS_DICT_SUBCLASS) {
+                P4S_DICT
+            } else if has_flag(api, t, Py_TPFLAGS_BYTES_SUBCLASS) {
+                P4S_BYTES
+            } else if t == api.PySet_Type
+                || t == api.PyFrozenSet_Type
+                || (api.PyType_IsSubtype)(t, api.PySet_Type) != 0
+                || (api.PyType_IsSubtype)(t, api.PyFrozenSet_Type) != 0
+            {
+                P4S_SET
+            } else {
+                P4S_OBJECT
+            };
+            let len = if tag == P4S_OBJECT { 0 } else { (api.PyObject_Size)(o) as i64 };
+            if len < 0 {
+                return take_python_error(e);
+            }
+            (api.Py_IncRef)(o);
+            *out = P4sValue::obj(tag, o, len);
+        }
+    }
+    P4S_OK
+}
+
+/// The UTF-8 bytes of a str object, borrowed from it (GIL held); None (error cleared) if `o`
+/// is not a str or cannot be encoded.
+pub(crate) fn utf8_of(e: &Entry, o: *mut PyObject) -> Option<&'static [u8]> {
+    let api = e.api();
+    let mut len = 0isize;
+    // SAFETY: GIL held; the returned buffer is cached in the str and lives as long as it does
+    // (the 'static lifetime is the caller's promise to copy before releasing `o`).
+    let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(o, &mut len) };
+    if p.is_null() {
+        // SAFETY: GIL held.
+        unsafe { (api.PyErr_Clear)() };
+        return None;
+    }
+    // SAFETY: `p` points to `len` bytes owned by `o`.
+    Some(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) })
+}
+
+export! {
+    /// Makes a new object from one packed value. Arguments: `v` points to a value whose data
+    /// pointers are valid for their lengths. Returns a new reference, or NULL (Python error
+    /// kept, or -2 style shim error if not started).
+    fn p4s_from_value(v: *const P4sValue) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        let Some(e) = enter() else { return std::ptr::null_mut() };
+        if v.is_null() {
+            crate::errors::set_last_error("p4s_from_value: NULL value");
+            return std::ptr::null_mut();
+        }
+        // SAFETY: GIL held; `v` valid (caller's contract).
+        let o = unsafe { from_value(e.api(), &*v) };
+        if o.is_null() {
+            take_python_error(&e);
+        }
+        o
+    }
+}
+
+export! {
+    /// Converts `obj` (borrowed) to a packed value in `out`: scalars inline, a str copied into
+    /// `scratch` (UTF-32, `cap` characters) when it fits, other objects as a new reference in
+    /// `out.a` with their kind in `out.tag`. Returns 0, -1 (Python error kept) or -2.
+    fn p4s_to_value(obj: *mut PyObject, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
+        let Some(e) = enter() else { return P4S_ERROR };
+        if obj.is_null() || out.is_null() {
+            crate::errors::set_last_error("p4s_to_value: NULL argument");
+            return P4S_ERROR;
+        }
+        // SAFETY: GIL held; arguments valid (caller's contract).
+        unsafe { to_value(&e, obj, &mut *out, scratch, cap) }
+    }
+}
+
+/// Builds a tuple or list from packed values.
+fn build_sequence(vals: *const P4sValue, n: i64, list: bool) -> *mut PyObject {
+    let Some(e) = enter() else { return std::ptr::null_mut() };
+    let api = e.api();
+    if n < 0 || (vals.is_null() && n > 0) {
+        crate::errors::set_last_error("invalid sequence arguments");
+        return std::ptr::null_mut();
+    }
+    // SAFETY: GIL held.
+    let seq = unsafe {
+        if list {
+            (api.PyList_New)(n as isize)
+        } else {
+            (api.PyTuple_New)(n as isize)
+        }
+    };
+    if seq.is_null() {
+        take_python_error(&e);
+        return seq;
+    }
+    for i in 0..n as usize {
+        // SAFETY: `vals` valid for `n` values (caller's contract); GIL held.
+        let o = unsafe { from_value(api, &*vals.add(i)) };
+        if o.is_null() {
+            // SAFETY: GIL held; unset slots are NULL, which dealloc tolerates.
+            unsafe { (api.Py_DecRef)(seq) };
+            take_python_error(&e);
+            return std::ptr::null_mut();
+        }
+        // SAFETY: `seq` is a fresh tuple/list of length n; SetItem steals `o`.
+        unsafe {
+            if list {
+                (api.PyList_SetItem)(seq, i as isize, o);
+            } else {
+                (api.PyTuple_SetItem)(seq, i as isize, o);
+            }
+        }
+    }
+    seq
+}
+
+export! {
+    /// A new tuple of `n` packed values (objects in them are borrowed). New reference or NULL.
+    fn p4s_tuple_from(vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        build_sequence(vals, n, false)
+    }
+}
+
+export! {
+    /// A new list of `n` packed values (objects in them are borrowed). New reference or NULL.
+    fn p4s_list_from(vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        build_sequence(vals, n, true)
+    }
+}
+
+export! {
+    /// A new dict from `n` key and value pairs of packed values. New reference or NULL.
+    fn p4s_dict_from(keys: *const P4sValue, vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        let Some(e) = enter() else { return std::ptr::null_mut() };
+        let api = e.api();
+        if n < 0 || ((keys.is_null() || vals.is_null()) && n > 0) {
+            crate::errors::set_last_error("p4s_dict_from: invalid arguments");
+            return std::ptr::null_mut();
+        }
+        // SAFETY: GIL held.
+        let d = unsafe { (api.PyDict_New)() };
+        if d.is_null() {
+            take_python_error(&e);
+            return d;
+        }
+        for i in 0..n as usize {
+            // SAFETY: arrays valid for `n` values (caller's contract); GIL held.
+            let (k, v) = unsafe { (from_value(api, &*keys.add(i)), from_value(api, &*vals.add(i))) };
+            // SAFETY: GIL held; SetItem does not steal; NULLs are checked first.
+            let rc = if k.is_null() || v.is_null() { -1 } else { unsafe { (api.PyDict_SetItem)(d, k, v) } };
+            // SAFETY: our references (NULL allowed).
+            unsafe {
+                (api.Py_DecRef)(k);
+                (api.Py_DecRef)(v);
+            }
+            if rc != 0 {
+                // SAFETY: release the partial dict.
+                unsafe { (api.Py_DecRef)(d) };
+                take_python_error(&e);
+                return std::ptr::null_mut();
+            }
+        }
+        d
+    }
+}
+
+export! {
+    /// A new set of `n` packed values. New reference or NULL.
+    fn p4s_set_from(vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        let Some(e) = enter() else { return std::ptr::null_mut() };
+        let api = e.api();
+        if n < 0 || (vals.is_null() && n > 0) {
+            crate::errors::set_last_error("p4s_set_from: invalid arguments");
+            return std::ptr::null_mut();
+        }
+        // SAFETY: GIL held; NULL makes an empty set.
+        let s = unsafe { (api.PySet_New)(std::ptr::null_mut()) };
+        if s.is_null() {
+            take_python_error(&e);
+            return s;
+        }
+        for i in 0..n as usize {
+            // SAFETY: `vals` valid for `n` (caller's contract); GIL held.
+            let o = unsafe { from_value(api, &*vals.add(i)) };
+            // SAFETY: GIL held; Add does not steal.
+            let rc = if o.is_null() { -1 } else { unsafe { (api.PySet_Add)(s, o) } };
+            // SAFETY: ours (NULL allowed).
+            unsafe { (api.Py_DecRef)(o) };
+            if rc != 0 {
+                // SAFETY: release the partial set.
+                unsafe { (api.Py_DecRef)(s) };
+                take_python_error(&e);
+                return std::ptr::null_mut();
+            }
+        }
+        s
+    }
+}
+
+export! {
+    /// Converts the items of a tuple, list or set `obj` into `out` (room for `n` values), like
+    /// [`p4s_to_value`] without a scratch buffer (strings come as new references). Returns the
+    /// number of items written (at most `n`), or -1 (Python error kept) / -2.
+    fn p4s_items(obj: *mut PyObject, out: *mut P4sValue, n: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
+        let Some(e) = enter() else { return i64::from(P4S_ERROR) };
+        let api = e.api();
+        if obj.is_null() || (out.is_null() && n > 0) {
+            crate::errors::set_last_error("p4s_items: NULL argument");
+            return i64::from(P4S_ERROR);
+        }
+        // SAFETY: GIL held; PySequence_Fast returns a new list or tuple (or NULL).
+        let seq = unsafe { (api.PySequence_Fast)(obj, c"expected a sequence".as_ptr()) };
+        if seq.is_null() {
+            return i64::from(take_python_error(&e));
+        }
+        // SAFETY: `seq` is a list or tuple.
+        let (is_list, len) = unsafe {
+            let t = ob_type(seq);
+            let is_list = (api.PyType_GetFlags)(t) & Py_TPFLAGS_LIST_SUBCLASS != 0;
+            (is_list, if is_list { (api.PyList_Size)(seq) } else { (api.PyTuple_Size)(seq) })
+        };
+        let count = (len as i64).min(n);
+        let mut status = P4S_OK;
+        let mut written = 0;
+        for i in 0..count {
+            // SAFETY: index in range; borrowed item.
+            let item = unsafe {
+                if is_list { (api.PyList_GetItem)(seq, i as isize) } else { (api.PyTuple_GetItem)(seq, i as isize) }
+            };
+            // SAFETY: `out` has room for `n` ≥ `count` values.
+            status = unsafe { to_value(&e, item, &mut *out.add(i as usize), std::ptr::null_mut(), 0) };
+            if status != P4S_OK {
+                break;
+            }
+            written += 1;
+        }
+        if status != P4S_OK {
+            for i in 0..written {
+                // SAFETY: release the new references written so far.
+                unsafe { release_value(api, &*out.add(i as usize)) };
+            }
+        }
+        // SAFETY: our reference.
+        unsafe { (api.Py_DecRef)(seq) };
+        if status != P4S_OK { i64::from(status) } else { written }
+    }
+}
+
+/// Releases the object a result value owns, if any (GIL held).
+///
+/// # Safety
+/// `v` must have been filled by [`to_value`].
+pub(crate) unsafe fn release_value(api: &Api, v: &P4sValue) {
+    let owns = matches!(
+        v.tag,
+        P4S_BYTES | P4S_TUPLE | P4S_LIST | P4S_DICT | P4S_SET | P4S_BIGINT | P4S_OBJECT
+    ) || (v.tag == P4S_STR && v.aux == 0);
+    if owns && v.a != 0 {
+        // SAFETY: the value holds a new reference (see `to_value`).
+        unsafe { (api.Py_DecRef)(v.a as *mut PyObject) };
+    }
+}
+
+export! {
+    /// Converts the pairs of dict `obj` into `keys` and `vals` (room for `n` each), like
+    /// [`p4s_items`]. Returns the number of pairs written, or -1 / -2.
+    fn p4s_dict_items(obj: *mut PyObject, keys: *mut P4sValue, vals: *mut P4sValue, n: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
+        let Some(e) = enter() else { return i64::from(P4S_ERROR) };
+        let api = e.api();
+        if obj.is_null() || ((keys.is_null() || vals.is_null()) && n > 0) {
+            crate::errors::set_last_error("p4s_dict_items: NULL argument");
+            return i64::from(P4S_ERROR);
+        }
+        // SAFETY: `obj` live.
+        if !has_flag(api, unsafe { ob_type(obj) }, Py_TPFLAGS_DICT_SUBCLASS) {
+            set_type_error(api, "expected a dict");
+            return i64::from(take_python_error(&e));
+        }
+        let mut pos: isize = 0;
+        let mut written: i64 = 0;
+        let (mut k, mut v) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: GIL held; PyDict_Next yields borrowed references.
+        while written < n && unsafe { (api.PyDict_Next)(obj, &mut pos, &mut k, &mut v) } != 0 {
+            let i = written as usize;
+            // SAFETY: room for `n` values in each array.
+            let st = unsafe {
+                let s1 = to_value(&e, k, &mut *keys.add(i), std::ptr::null_mut(), 0);
+                if s1 != P4S_OK { s1 } else {
+                    let s2 = to_value(&e, v, &mut *vals.add(i), std::ptr::null_mut(), 0);
+                    if s2 != P4S_OK { release_value(api, &*keys.add(i)); }
+                    s2
+                }
+            };
+            if st != P4S_OK {
+                for j in 0..i {
+                    // SAFETY: release what was written.
+                    unsafe {
+                        release_value(api, &*keys.add(j));
+                        release_value(api, &*vals.add(j));
+                    }
+                }
+                return i64::from(st);
+            }
+            written += 1;
+        }
+        written
+    }
+}
+
+export! {
+    /// Copies str `obj` as UTF-32 into `buf` (room for `cap` characters). Returns its length in
+    /// characters (copied only if ≤ `cap`), or -1 / -2.
+    fn p4s_str_utf32(obj: *mut PyObject, buf: *mut u32, cap: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
+        let Some(e) = enter() else { return i64::from(P4S_ERROR) };
+        let api = e.api();
+        // SAFETY: GIL held; `obj` live.
+        let len = unsafe { (api.PyUnicode_GetLength)(obj) } as i64;
+        if len < 0 {
+            return i64::from(take_python_error(&e));
+        }
+        if len > 0 && len <= cap && !buf.is_null() {
+            // SAFETY: `buf` has room for `cap` ≥ `len` code points; no NUL appended.
+            if unsafe { (api.PyUnicode_AsUCS4)(obj, buf, cap as isize, 0) }.is_null() {
+                return i64::from(take_python_error(&e));
+            }
+        }
+        len
+    }
+}
+
+export! {
+    /// The UTF-8 text of str `obj`, borrowed from it (valid while `obj` lives); its byte length
+    /// goes to `len`. NULL on error (-1 in `len` for a Python error, -2 for a shim error).
+    fn p4s_str_utf8(obj: *mut PyObject, len: *mut i64) -> *const c_char, on_panic = std::ptr::null(), {
+        let Some(e) = enter() else {
+            if !len.is_null() {
+                // SAFETY: caller's out parameter.
+                unsafe { *len = i64::from(P4S_ERROR) };
+            }
+            return std::ptr::null();
+        };
+        let api = e.api();
+        let mut n = 0isize;
+        // SAFETY: GIL held; borrowed buffer cached in the str.
+        let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(obj, &mut n) };
+        let n = if p.is_null() { i64::from(take_python_error(&e)) } else { n as i64 };
+        if !len.is_null() {
+            // SAFETY: caller's out parameter.
+            unsafe { *len = n };
+        }
+        p
+    }
+}
+
+export! {
+    /// The bytes of a bytes object `obj`, borrowed (valid while it lives); length to `len`.
+    fn p4s_bytes_data(obj: *mut PyObject, len: *mut i64) -> *const c_char, on_panic = std::ptr::null(), {
+        let Some(e) = enter() else { return std::ptr::null() };
+        let api = e.api();
+        let mut p: *mut c_char = std::ptr::null_mut();
+        let mut n = 0isize;
+        // SAFETY: GIL held; borrowed buffer.
+        if unsafe { (api.PyBytes_AsStringAndSize)(obj, &mut p, &mut n) } != 0 {
+            take_python_error(&e);
+            return std::ptr::null();
+        }
+        if !len.is_null() {
+            // SAFETY: caller's out parameter.
+            unsafe { *len = n as i64 };
+        }
+        p
+    }
+}
+
+export! {
+    /// A new str holding int `obj` in hexadecimal (`-0x1f` style). New reference or NULL.
+    fn p4s_long_to_hex(obj: *mut PyObject) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
+        let Some(e) = enter() else { return std::ptr::null_mut() };
+        // SAFETY: GIL held.
+        let s = unsafe { (e.api().PyNumber_ToBase)(obj, 16) };
+        if s.is_null() {
+            take_python_error(&e);
+        }
+        s
+    }
+}
+
+export! {
+    /// Releases the reference a result value owns (strings not copied, containers, objects);
+    /// scalars are left alone. Use it to drop values from `p4s_items` you do not keep.
+    fn p4s_release_value(v: *const P4sValue) -> (), on_panic = (), {
+        if v.is_null() {
+            return;
+        }
+        if let Some(e) = enter() {
+            // SAFETY: `v` was filled by the shim (caller's contract).
+            unsafe { release_value(e.api(), &*v) };
+        }
+    }
+}
+
