@@ -19,9 +19,11 @@ pub struct Facts {
     pub base_prefix: PathBuf,
     /// The real shared libpython file (absolute, exists), or `None` for a static build.
     pub libpython: Option<PathBuf>,
-    /// Exactly what `pythonX.Y-config --ldflags --embed` prints, trimmed.
+    /// What `pythonX.Y-config --ldflags --embed` prints, with runs of white space collapsed
+    /// to one space (the script's `echo` leaves stray spaces around empty variables), computed
+    /// inside the interpreter from `sysconfig` the way that script computes it.
     pub ldflags: String,
-    /// Exactly what `pythonX.Y-config --includes` prints, trimmed.
+    /// What `pythonX.Y-config --includes` prints, white space collapsed likewise.
     pub includes: String,
     /// The site-packages folders of this interpreter (`site.getsitepackages()`).
     pub site_packages: Vec<PathBuf>,

@@ -1,1 +1,431 @@
-fn main() {}
+//! `py4cl2-cffi-config`: discover Python interpreters, choose the one py4cl2-cffi starts, and
+//! show what is recorded. Exit status: 0 ok, 1 failure, 2 bad input.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use py4cl2_cffi_config::{
+    config_path, current, discover, select, Config, DiscoverOptions, Error, Interpreter, Origin,
+};
+
+const NAME: &str = "py4cl2-cffi-config";
+
+const HELP: &str = "\
+py4cl2-cffi-config: discover Python interpreters and record the one py4cl2-cffi uses
+
+usage: py4cl2-cffi-config COMMAND [--json] [ARGS]
+
+commands:
+  discover [FOLDER...]   list every interpreter found, usable or not
+  use SPEC               choose the interpreter SPEC selects and write the config file
+  print-configuration    show the interpreter that will be used and its build flags
+  path                   print the config file's path
+  help [COMMAND]         show this help, or a command's
+
+SPEC is a version (3.12, 3.12.1), a range (>=3.10, \">=3.9, <3.12\"), the path of a python
+executable, a venv, conda env or installation folder, or a name on PATH (python3.11).
+
+Every command takes --json (output for tools) and --help.
+environment: PY4CL2_CFFI_CONFIG (config file), PY4CL2_CFFI_CACHE_DIR (facts cache folder)
+exit status: 0 ok, 1 failure, 2 bad input
+";
+
+const HELP_DISCOVER: &str = "\
+usage: py4cl2-cffi-config discover [--json] [FOLDER...]
+
+List every Python interpreter found: the FOLDERs or executables given, the active venv
+($VIRTUAL_ENV) and conda env ($CONDA_PREFIX), ./.venv, PATH, pyenv ($PYENV_ROOT or ~/.pyenv),
+/usr/bin and /usr/local/bin, conda envs (~/.conda/environments.txt, conda roots), venvs in
+$WORKON_HOME, and macOS Python.framework versions. Symlinked duplicates are shown once.
+Columns: kind, version, usable or unusable (reason), executable, libpython; `*` marks the
+interpreter recorded in the config file. Answers are cached by executable path and mtime.
+";
+
+const HELP_USE: &str = "\
+usage: py4cl2-cffi-config use [--json] SPEC
+
+Choose the interpreter SPEC selects and record it, with the list of interpreters found, in the
+config file. SPEC: a version (3.12: the newest 3.12.x), a range (>=3.10), a python executable,
+a venv, conda env or installation folder, or a name on PATH (python3.11). Nothing is written
+when SPEC selects nothing usable.
+";
+
+const HELP_PRINT: &str = "\
+usage: py4cl2-cffi-config print-configuration [--json]
+
+Show the interpreter py4cl2-cffi will start: version, executable, libpython, ldflags, includes,
+site-packages and the config file. Without a config file, the first usable python3 on PATH.
+";
+
+const HELP_PATH: &str = "\
+usage: py4cl2-cffi-config path [--json]
+
+Print the config file's path ($PY4CL2_CFFI_CONFIG, else <config dir>/py4cl2-cffi/config.toml).
+";
+
+/// Why a run did not succeed.
+enum Failure {
+    /// Bad command line: exit 2.
+    Usage(String),
+    /// An error of the library: exit 2 for bad input, 1 otherwise.
+    Lib(Error),
+    /// Writing the output failed (a closed pipe is not an error).
+    Output(std::io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Lib(e)
+    }
+}
+
+/// The parsed command line of one command.
+struct Args {
+    json: bool,
+    help: bool,
+    positional: Vec<String>,
+}
+
+fn parse_args(command: &str, rest: &[String]) -> Result<Args, Failure> {
+    let mut args = Args {
+        json: false,
+        help: false,
+        positional: Vec::new(),
+    };
+    let mut options_done = false;
+    for a in rest {
+        match a.as_str() {
+            _ if options_done => args.positional.push(a.clone()),
+            "--" => options_done = true,
+            "--json" => args.json = true,
+            "--help" | "-h" => args.help = true,
+            s if s.starts_with('-') && s.len() > 1 => {
+                return Err(Failure::Usage(format!(
+                    "unknown option `{s}` for `{command}` (see `{NAME} {command} --help`)"
+                )))
+            }
+            _ => args.positional.push(a.clone()),
+        }
+    }
+    Ok(args)
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("\"{e}\""));
+    s.push('\n');
+    s
+}
+
+fn warn(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{NAME}: warning: {message}");
+}
+
+fn or_dash(p: Option<&std::path::Path>) -> String {
+    p.map_or_else(|| "-".to_string(), |p| p.display().to_string())
+}
+
+/// Whether `a` and `b` are the same interpreter (same executable and prefix).
+fn same(a: &Interpreter, b: &Interpreter) -> bool {
+    match (&a.facts, &b.facts) {
+        (Some(x), Some(y)) => x.executable == y.executable && x.prefix == y.prefix,
+        _ => a.path == b.path,
+    }
+}
+
+fn interpreter_json(i: &Interpreter, chosen: bool) -> serde_json::Value {
+    serde_json::json!({
+        "kind": i.kind,
+        "path": i.path,
+        "usable": i.is_usable(),
+        "reason": i.problem,
+        "chosen": chosen,
+        "facts": i.facts,
+    })
+}
+
+fn cmd_discover(args: &Args) -> Result<String, Failure> {
+    let options = DiscoverOptions {
+        extra: args.positional.iter().map(PathBuf::from).collect(),
+        use_cache: true,
+    };
+    let mut found = discover(&options)?;
+    if let Err(e) = found.save_cache() {
+        warn(&format!("cannot write the facts cache: {e}"));
+    }
+    let config = Config::load(&config_path()).ok().flatten();
+    let is_chosen = |i: &Interpreter| {
+        config.as_ref().is_some_and(|c| {
+            i.facts.as_ref().is_some_and(|f| {
+                f.executable == c.interpreter.facts.executable
+                    && f.prefix == c.interpreter.facts.prefix
+            })
+        })
+    };
+    if args.json {
+        let list: Vec<_> = found
+            .interpreters
+            .iter()
+            .map(|i| interpreter_json(i, is_chosen(i)))
+            .collect();
+        return Ok(to_json(&list));
+    }
+    let mut rows = vec![[
+        String::new(),
+        "KIND".to_string(),
+        "VERSION".to_string(),
+        "STATUS".to_string(),
+        "EXECUTABLE".to_string(),
+        "LIBPYTHON".to_string(),
+    ]];
+    for i in &found.interpreters {
+        rows.push([
+            if is_chosen(i) { "*" } else { " " }.to_string(),
+            i.kind.to_string(),
+            i.version().map_or("?".into(), ToString::to_string),
+            match &i.problem {
+                None => "usable".to_string(),
+                Some(p) => format!("unusable ({p})"),
+            },
+            i.executable().display().to_string(),
+            or_dash(i.facts.as_ref().and_then(|f| f.libpython.as_deref())),
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i == 0 {
+                line.push_str(cell);
+            } else if i == row.len() - 1 {
+                let _ = write!(line, " {cell}");
+            } else {
+                let _ = write!(line, " {cell:<w$} ");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    let usable = found.interpreters.iter().filter(|i| i.is_usable()).count();
+    let _ = writeln!(
+        out,
+        "{} found, {usable} usable{}",
+        found.interpreters.len(),
+        if config.is_some() {
+            format!("; * = recorded in {}", config_path().display())
+        } else {
+            String::new()
+        }
+    );
+    Ok(out)
+}
+
+fn cmd_use(args: &Args) -> Result<String, Failure> {
+    let [spec] = args.positional.as_slice() else {
+        return Err(Failure::Usage(format!(
+            "`use` takes exactly one SPEC (see `{NAME} use --help`)"
+        )));
+    };
+    let selection = select(spec, &DiscoverOptions::default())?;
+    let mut found = match selection.discovery {
+        Some(d) => d,
+        None => discover(&DiscoverOptions::default())?,
+    };
+    let chosen = selection.chosen;
+    let mut list = found.interpreters.clone();
+    if !list.iter().any(|i| same(i, &chosen)) {
+        list.insert(0, chosen.clone());
+    }
+    let facts = chosen
+        .facts
+        .clone()
+        .ok_or(Failure::Lib(Error::NoInterpreter))?;
+    let config = Config::new(Some(spec.clone()), chosen.kind, facts, &list);
+    let path = config_path();
+    config.save(&path)?;
+    if let Err(e) = found.save_cache() {
+        warn(&format!("cannot write the facts cache: {e}"));
+    }
+    if args.json {
+        return Ok(to_json(&serde_json::json!({
+            "config_file": path,
+            "spec": spec,
+            "interpreter": config.interpreter,
+        })));
+    }
+    let f = &config.interpreter.facts;
+    Ok(format!(
+        "using python {} ({}) at {}\nlibpython {}\nwrote {}\n",
+        f.version,
+        chosen.kind,
+        f.executable.display(),
+        or_dash(f.libpython.as_deref()),
+        path.display()
+    ))
+}
+
+fn cmd_print(args: &Args) -> Result<String, Failure> {
+    if let Some(extra) = args.positional.first() {
+        return Err(Failure::Usage(format!(
+            "`print-configuration` takes no argument, got `{extra}`"
+        )));
+    }
+    let c = current()?;
+    for w in &c.warnings {
+        warn(w);
+    }
+    let (config_file, source) = match &c.origin {
+        Origin::ConfigFile(p) => (p.clone(), "config file"),
+        Origin::Path(p) => (p.clone(), "PATH"),
+    };
+    let f = &c.facts;
+    if args.json {
+        return Ok(to_json(&serde_json::json!({
+            "version": f.version,
+            "version_string": f.version_string,
+            "implementation": f.implementation,
+            "kind": c.kind,
+            "executable": f.executable,
+            "prefix": f.prefix,
+            "base_prefix": f.base_prefix,
+            "libpython": f.libpython,
+            "ldflags": f.ldflags,
+            "includes": f.includes,
+            "site_packages": f.site_packages,
+            "abiflags": f.abiflags,
+            "config_file": config_file,
+            "config_file_exists": matches!(c.origin, Origin::ConfigFile(_)),
+            "source": source,
+        })));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "version:       {} ({}, {})",
+        f.version, f.implementation, c.kind
+    );
+    let _ = writeln!(out, "executable:    {}", f.executable.display());
+    let _ = writeln!(out, "libpython:     {}", or_dash(f.libpython.as_deref()));
+    let _ = writeln!(out, "ldflags:       {}", f.ldflags);
+    let _ = writeln!(out, "includes:      {}", f.includes);
+    let sites: Vec<String> = f
+        .site_packages
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let _ = writeln!(
+        out,
+        "site-packages: {}",
+        if sites.is_empty() {
+            "-".to_string()
+        } else {
+            sites.join("\n               ")
+        }
+    );
+    match &c.origin {
+        Origin::ConfigFile(p) => {
+            let _ = writeln!(out, "config file:   {}", p.display());
+        }
+        Origin::Path(p) => {
+            let _ = writeln!(
+                out,
+                "config file:   {} (none yet: this is the first usable python3 on PATH; `{NAME} use SPEC` records a choice)",
+                p.display()
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn cmd_path(args: &Args) -> Result<String, Failure> {
+    if let Some(extra) = args.positional.first() {
+        return Err(Failure::Usage(format!(
+            "`path` takes no argument, got `{extra}`"
+        )));
+    }
+    let path = config_path();
+    if args.json {
+        return Ok(to_json(&serde_json::json!({
+            "config_file": path,
+            "exists": path.is_file(),
+        })));
+    }
+    Ok(format!("{}\n", path.display()))
+}
+
+fn run(argv: &[String]) -> Result<String, Failure> {
+    let Some((command, rest)) = argv.split_first() else {
+        return Ok(HELP.to_string());
+    };
+    let (text, help, command) = match command.as_str() {
+        "--help" | "-h" => return Ok(HELP.to_string()),
+        "--version" | "-V" => return Ok(format!("{NAME} {}\n", env!("CARGO_PKG_VERSION"))),
+        "help" => {
+            return match rest.first().map(String::as_str) {
+                None => Ok(HELP.to_string()),
+                Some(c) => run(&[c.to_string(), "--help".to_string()]),
+            }
+        }
+        "discover" => (HELP_DISCOVER, cmd_discover as fn(&Args) -> _, "discover"),
+        "use" => (HELP_USE, cmd_use as fn(&Args) -> _, "use"),
+        "print-configuration" => (HELP_PRINT, cmd_print as fn(&Args) -> _, "print-configuration"),
+        "path" => (HELP_PATH, cmd_path as fn(&Args) -> _, "path"),
+        other => {
+            return Err(Failure::Usage(format!(
+                "unknown command `{other}` (commands: discover, use, print-configuration, path; see `{NAME} --help`)"
+            )))
+        }
+    };
+    let args = parse_args(command, rest)?;
+    if args.help {
+        return Ok(text.to_string());
+    }
+    help(&args)
+}
+
+fn main() -> ExitCode {
+    let argv: Result<Vec<String>, _> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect();
+    let result = match argv {
+        Ok(argv) => run(&argv),
+        Err(bad) => Err(Failure::Usage(format!(
+            "argument {} is not valid UTF-8",
+            bad.to_string_lossy()
+        ))),
+    };
+    let result = result.and_then(|text| {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(Failure::Output)
+    });
+    let (message, code) = match result {
+        Ok(()) => return ExitCode::SUCCESS,
+        Err(Failure::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            return ExitCode::SUCCESS
+        }
+        Err(Failure::Output(e)) => (format!("cannot write the output: {e}"), 1),
+        Err(Failure::Usage(m)) => (m, 2),
+        Err(Failure::Lib(e)) => {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let _ = write!(message, ": {cause}");
+                source = cause.source();
+            }
+            (message, if e.is_bad_input() { 2 } else { 1 })
+        }
+    };
+    let _ = writeln!(std::io::stderr(), "{NAME}: error: {message}");
+    ExitCode::from(code)
+}

@@ -111,6 +111,8 @@ c_api! {
         Py_GetVersion: fn() -> *const c_char;
         Py_DecodeLocale: fn(*const c_char, *mut usize) -> *mut libc::wchar_t;
         PyMem_RawFree: fn(*mut c_void);
+        // --- objimpl.h ---
+        PyObject_SetArenaAllocator: fn(*mut crate::arena::PyObjectArenaAllocator);
 
         // --- ceval.h / pystate.h ---
         PyEval_SaveThread: fn() -> *mut PyThreadState;

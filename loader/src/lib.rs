@@ -3,7 +3,12 @@
 //! Nothing here links libpython: [`start`] opens the file the config layer names, resolves
 //! [`api::Api`] from it, initialises Python and releases the GIL; [`stop`] finalises and unloads.
 
+// Errors are returned only from start and stop, never on a hot path; a rich `Pinned` variant
+// is worth its size.
+#![allow(clippy::result_large_err)]
+
 pub mod api;
+pub mod arena;
 pub mod ffi_types;
 mod lifecycle;
 pub mod maps;

@@ -104,7 +104,9 @@ pub fn is_running() -> bool {
 /// If an earlier stop left libpython mapped: its path and the files that pinned it.
 pub fn pinned() -> Option<(PathBuf, Vec<PathBuf>)> {
     let st = lock();
-    st.pin.as_ref().map(|p| (p.libpython.clone(), p.files.clone()))
+    st.pin
+        .as_ref()
+        .map(|p| (p.libpython.clone(), p.files.clone()))
 }
 
 fn lock() -> std::sync::MutexGuard<'static, State> {
@@ -183,6 +185,13 @@ pub fn start(facts: &Facts) -> Result<&'static Runtime, Error> {
         });
     }
 
+    if st.pin.is_none() {
+        // A freshly loaded libpython: let us own pymalloc's arenas so stop can free them.
+        // SAFETY: before initialisation; the allocator is a static that lives forever.
+        unsafe {
+            (api.PyObject_SetArenaAllocator)(std::ptr::addr_of_mut!(crate::arena::ALLOCATOR))
+        };
+    }
     let program_name = to_wide(&facts.executable);
     // SAFETY: the interpreter is not initialised; `program_name` is NUL-terminated and is kept
     // alive in the runtime until after finalisation (CPython may keep the pointer).
@@ -364,10 +373,10 @@ impl<'a> Globals<'a> {
         }
         for item in items {
             let v = self.new_str(item);
-            // SAFETY: GIL held; `list` is a live list; Append does not steal `v`.
             let rc = if v.is_null() {
                 -1
             } else {
+                // SAFETY: GIL held; `list` is a live list; Append does not steal `v`.
                 unsafe { (self.api.PyList_Append)(list, v) }
             };
             // SAFETY: `v` is ours (or NULL, which Py_DecRef accepts).
@@ -626,8 +635,11 @@ pub fn stop() -> Result<UnloadReport, Error> {
             files,
             reason,
         });
+        crate::arena::forget_all();
     } else {
         st.pin = None;
+        // SAFETY: libpython is verified unmapped: nothing refers to its arenas.
+        unsafe { crate::arena::release_all() };
     }
     // Keep the program name alive until here: CPython may read it during finalisation.
     drop(std::mem::take(&mut rt.program_name));

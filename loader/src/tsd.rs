@@ -89,21 +89,24 @@ mod glibc {
         fn deletes_only_keys_in_range() {
             let mut k1: libc::pthread_key_t = 0;
             // SAFETY: creating a key with our own destructor.
-            assert_eq!(unsafe { libc::pthread_key_create(&mut k1, Some(destructor)) }, 0);
+            assert_eq!(
+                unsafe { libc::pthread_key_create(&mut k1, Some(destructor)) },
+                0
+            );
             let addr = destructor as extern "C" fn(*mut libc::c_void) as usize;
             // A range that does not contain it: nothing deleted, thread exit runs it.
-            assert_eq!(delete_keys(&[0..16]), Some(0));
+            assert_eq!(delete_keys(&[0..16, 32..48]), Some(0));
             let h = std::thread::spawn(move || {
                 // SAFETY: setting a non-null value for our key.
-                unsafe { libc::pthread_setspecific(k1, 1 as *const libc::c_void) };
+                unsafe { libc::pthread_setspecific(k1, std::ptr::dangling::<libc::c_void>()) };
             });
             h.join().unwrap();
             assert_eq!(CALLS.load(Ordering::SeqCst), 1);
             // The range containing it: deleted, thread exit no longer runs it.
-            assert_eq!(delete_keys(&[addr..addr + 1]), Some(1));
+            assert_eq!(delete_keys(&[addr..addr + 1, 0..16]), Some(1));
             let h = std::thread::spawn(move || {
                 // SAFETY: setting a value for a deleted key is harmless (EINVAL or ignored).
-                unsafe { libc::pthread_setspecific(k1, 1 as *const libc::c_void) };
+                unsafe { libc::pthread_setspecific(k1, std::ptr::dangling::<libc::c_void>()) };
             });
             h.join().unwrap();
             assert_eq!(CALLS.load(Ordering::SeqCst), 1);

@@ -99,7 +99,13 @@ export! {
 /// # Safety
 /// `src` with `shape`/`strides` must address valid memory; `dest` must have room for
 /// `product(shape) * itemsize` bytes.
-unsafe fn copy_strided(src: *const u8, shape: &[i64], strides: &[i64], itemsize: usize, dest: *mut u8) -> *mut u8 {
+unsafe fn copy_strided(
+    src: *const u8,
+    shape: &[i64],
+    strides: &[i64],
+    itemsize: usize,
+    dest: *mut u8,
+) -> *mut u8 {
     if shape.is_empty() {
         // SAFETY: one element at `src`, room at `dest` (caller's contract).
         unsafe { std::ptr::copy_nonoverlapping(src, dest, itemsize) };
@@ -196,7 +202,7 @@ export! {
         static EMPTY: u64 = 0;
         let data = if data.is_null() { std::ptr::addr_of!(EMPTY) as *mut c_void } else { data };
         let flags = if readonly != 0 { PyBUF_READ } else { PyBUF_WRITE };
-        // SAFETY (whole block): GIL held; `data` valid for `nbytes` (caller's contract); every
+        // SAFETY: (whole block) GIL held; `data` valid for `nbytes` (caller's contract); every
         // reference made is released here or returned.
         unsafe {
             let raw = (api.PyMemoryView_FromMemory)(data.cast(), nbytes as isize, flags);
@@ -228,4 +234,3 @@ export! {
         }
     }
 }
-

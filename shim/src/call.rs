@@ -22,11 +22,20 @@ const NULL: PyObj = std::ptr::null_mut();
 ///
 /// # Safety
 /// GIL held; all objects live.
-pub(crate) unsafe fn vectorcall(api: &Api, callable: PyObj, args: &[PyObj], kwnames: PyObj) -> PyObj {
-    // SAFETY (whole body): GIL held, objects live (caller's contract); each API returns a new
+pub(crate) unsafe fn vectorcall(
+    api: &Api,
+    callable: PyObj,
+    args: &[PyObj],
+    kwnames: PyObj,
+) -> PyObj {
+    // SAFETY: (whole body) GIL held, objects live (caller's contract); each API returns a new
     // reference or NULL.
     unsafe {
-        let nkw = if kwnames.is_null() { 0 } else { (api.PyTuple_Size)(kwnames) as usize };
+        let nkw = if kwnames.is_null() {
+            0
+        } else {
+            (api.PyTuple_Size)(kwnames) as usize
+        };
         if nkw > args.len() {
             set_type_error_text(api, "more keyword names than argument values");
             return NULL;
@@ -43,7 +52,12 @@ pub(crate) unsafe fn vectorcall(api: &Api, callable: PyObj, args: &[PyObj], kwna
                 return NULL;
             }
             for i in 0..nkw {
-                if (api.PyDict_SetItem)(d, (api.PyTuple_GetItem)(kwnames, i as isize), args[npos + i]) != 0 {
+                if (api.PyDict_SetItem)(
+                    d,
+                    (api.PyTuple_GetItem)(kwnames, i as isize),
+                    args[npos + i],
+                ) != 0
+                {
                     (api.Py_DecRef)(d);
                     return NULL;
                 }
@@ -90,7 +104,12 @@ impl<'a> Args<'a> {
     /// # Safety
     /// GIL held; `vals` valid for `n` values.
     unsafe fn new(api: &'a Api, first: PyObj, vals: *const P4sValue, n: usize) -> Option<Self> {
-        let mut a = Args { api, objs: smallvec::SmallVec::new(), owned: 0, extra_owned: Vec::new() };
+        let mut a = Args {
+            api,
+            objs: smallvec::SmallVec::new(),
+            owned: 0,
+            extra_owned: Vec::new(),
+        };
         if !first.is_null() {
             a.objs.push(first);
         }
@@ -122,7 +141,8 @@ impl<'a> Args<'a> {
 impl Drop for Args<'_> {
     fn drop(&mut self) {
         for (i, &o) in self.objs.iter().enumerate() {
-            if (i < 64 && self.owned & (1 << i) != 0) || (i >= 64 && self.extra_owned.contains(&i)) {
+            if (i < 64 && self.owned & (1 << i) != 0) || (i >= 64 && self.extra_owned.contains(&i))
+            {
                 // SAFETY: GIL held (Args lives inside an entry); we made this reference.
                 unsafe { (self.api.Py_DecRef)(o) };
             }
@@ -277,16 +297,23 @@ fn lookup(e: &Entry, name: &[u8]) -> PyObj {
     let text = String::from_utf8_lossy(name);
     let mut parts = text.split('.');
     let first = parts.next().unwrap_or("");
-    let Ok(cfirst) = std::ffi::CString::new(first) else { return NULL };
+    let Ok(cfirst) = std::ffi::CString::new(first) else {
+        return NULL;
+    };
     // SAFETY: GIL held; GetItemString returns borrowed references or NULL.
     let mut o = unsafe {
         let g = main_dict(api);
-        let mut o = if g.is_null() { NULL } else { (api.PyDict_GetItemString)(g, cfirst.as_ptr()) };
+        let mut o = if g.is_null() {
+            NULL
+        } else {
+            (api.PyDict_GetItemString)(g, cfirst.as_ptr())
+        };
         if o.is_null() {
             o = (api.PyDict_GetItemString)((api.PyEval_GetBuiltins)(), cfirst.as_ptr());
         }
         if o.is_null() {
-            let msg = std::ffi::CString::new(format!("name '{first}' is not defined")).unwrap_or_default();
+            let msg = std::ffi::CString::new(format!("name '{first}' is not defined"))
+                .unwrap_or_default();
             (api.PyErr_SetString)(Api::read_pointer(api.PyExc_NameError), msg.as_ptr());
             return NULL;
         }
@@ -501,14 +528,25 @@ export! {
 
 /// Compiles and runs `code` in `globals`/`locals` (NULL: `__main__`'s dict) with `mode`.
 /// `Err(P4S_ERROR)` for bad input; `Ok(NULL)` with a Python error set when Python raised.
-fn run(e: &Entry, code: *const c_char, len: i64, mode: i32, globals: PyObj, locals: PyObj) -> Result<PyObj, i32> {
+fn run(
+    e: &Entry,
+    code: *const c_char,
+    len: i64,
+    mode: i32,
+    globals: PyObj,
+    locals: PyObj,
+) -> Result<PyObj, i32> {
     let api = e.api();
     // SAFETY: `code` valid for `len` (caller's contract).
     let Some(c) = (unsafe { cstring(code, len) }) else {
         set_last_error("NULL code or a NUL byte inside it");
         return Err(P4S_ERROR);
     };
-    let g = if globals.is_null() { main_dict(api) } else { globals };
+    let g = if globals.is_null() {
+        main_dict(api)
+    } else {
+        globals
+    };
     let l = if locals.is_null() { g } else { locals };
     // SAFETY: GIL held; `c` is NUL-terminated; dicts live.
     unsafe {
@@ -736,10 +774,18 @@ pub(crate) fn eval_with_exc(e: &Entry, code: &[u8], obj: PyObj) -> Option<Vec<u8
             (api.PyErr_Clear)();
             return None;
         }
-        let ok = (api.PyDict_SetItemString)(g, c"__builtins__".as_ptr(), (api.PyEval_GetBuiltins)()) == 0
-            && (api.PyDict_SetItemString)(g, c"__p4s_exc".as_ptr(), obj) == 0;
+        let ok =
+            (api.PyDict_SetItemString)(g, c"__builtins__".as_ptr(), (api.PyEval_GetBuiltins)())
+                == 0
+                && (api.PyDict_SetItemString)(g, c"__p4s_exc".as_ptr(), obj) == 0;
         let r = if ok {
-            (api.PyRun_StringFlags)(code.as_ptr().cast(), Py_eval_input, g, g, std::ptr::null_mut())
+            (api.PyRun_StringFlags)(
+                code.as_ptr().cast(),
+                Py_eval_input,
+                g,
+                g,
+                std::ptr::null_mut(),
+            )
         } else {
             NULL
         };

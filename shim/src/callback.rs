@@ -80,7 +80,11 @@ fn with_lisp_fp<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-unsafe extern "C" fn trampoline(slf: *mut PyObject, args: *mut PyObject, kwargs: *mut PyObject) -> *mut PyObject {
+unsafe extern "C" fn trampoline(
+    slf: *mut PyObject,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
     let r = std::panic::catch_unwind(|| {
         // SAFETY: Python calls us with the GIL held while the interpreter runs.
         let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
@@ -88,7 +92,8 @@ unsafe extern "C" fn trampoline(slf: *mut PyObject, args: *mut PyObject, kwargs:
         };
         let api = &rt.api;
         // SAFETY: `slf` is our capsule (the function's self).
-        let p = unsafe { (api.PyCapsule_GetPointer)(slf, CAPSULE_NAME.as_ptr()) } as *const CallbackData;
+        let p = unsafe { (api.PyCapsule_GetPointer)(slf, CAPSULE_NAME.as_ptr()) }
+            as *const CallbackData;
         if p.is_null() {
             return std::ptr::null_mut();
         }
@@ -107,7 +112,10 @@ unsafe extern "C" fn trampoline(slf: *mut PyObject, args: *mut PyObject, kwargs:
         gil::callback_exit(prev);
         // SAFETY: GIL held.
         if r.is_null() && unsafe { (api.PyErr_Occurred)() }.is_null() {
-            set_runtime_error(api, "the Lisp callback failed without setting a Python exception");
+            set_runtime_error(
+                api,
+                "the Lisp callback failed without setting a Python exception",
+            );
         }
         r
     });
@@ -279,4 +287,3 @@ export! {
 pub(crate) fn forget(_e: &Entry) {
     *LISP_ERROR.lock().unwrap_or_else(|x| x.into_inner()) = (0, 0);
 }
-

@@ -20,9 +20,14 @@ fn spec_of(spec: *const c_char, len: i64) -> Result<Option<String>, String> {
     }
     // SAFETY: `spec` valid for `len` bytes (caller's contract).
     let bytes = unsafe { std::slice::from_raw_parts(spec.cast::<u8>(), len as usize) };
-    let s = std::str::from_utf8(bytes).map_err(|_| "the interpreter spec is not UTF-8".to_string())?;
+    let s =
+        std::str::from_utf8(bytes).map_err(|_| "the interpreter spec is not UTF-8".to_string())?;
     let s = s.trim();
-    Ok(if s.is_empty() { None } else { Some(s.to_string()) })
+    Ok(if s.is_empty() {
+        None
+    } else {
+        Some(s.to_string())
+    })
 }
 
 /// Joins an error and its causes into one line.

@@ -35,7 +35,11 @@ export! {
     }
 }
 
-unsafe extern "C" fn write_trampoline(slf: *mut PyObject, args: *mut PyObject, _kw: *mut PyObject) -> *mut PyObject {
+unsafe extern "C" fn write_trampoline(
+    slf: *mut PyObject,
+    args: *mut PyObject,
+    _kw: *mut PyObject,
+) -> *mut PyObject {
     let r = std::panic::catch_unwind(|| {
         // SAFETY: Python calls us with the GIL held while the interpreter runs.
         let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
@@ -46,7 +50,10 @@ unsafe extern "C" fn write_trampoline(slf: *mut PyObject, args: *mut PyObject, _
         unsafe {
             let stream = (api.PyLong_AsLongLongAndOverflow)(slf, &mut 0) as i32;
             if (api.PyTuple_Size)(args) != 1 {
-                (api.PyErr_SetString)(Api::read_pointer(api.PyExc_TypeError), c"write() takes one str".as_ptr());
+                (api.PyErr_SetString)(
+                    Api::read_pointer(api.PyExc_TypeError),
+                    c"write() takes one str".as_ptr(),
+                );
                 return std::ptr::null_mut();
             }
             let s = (api.PyTuple_GetItem)(args, 0);
@@ -113,7 +120,7 @@ fn sys_name(stream: i32) -> &'static std::ffi::CStr {
 
 fn install(e: &Entry, stream: i32) -> i32 {
     let api = e.api();
-    // SAFETY (whole body): GIL held; every reference made is released or handed to Python.
+    // SAFETY: (whole body) GIL held; every reference made is released or handed to Python.
     unsafe {
         let g = (api.PyDict_New)();
         if g.is_null() {
@@ -121,7 +128,8 @@ fn install(e: &Entry, stream: i32) -> i32 {
         }
         (api.PyDict_SetItemString)(g, c"__builtins__".as_ptr(), (api.PyEval_GetBuiltins)());
         let num = (api.PyLong_FromLongLong)(i64::from(stream));
-        let w = (api.PyCFunction_NewEx)(std::ptr::addr_of_mut!(WRITE_DEF), num, std::ptr::null_mut());
+        let w =
+            (api.PyCFunction_NewEx)(std::ptr::addr_of_mut!(WRITE_DEF), num, std::ptr::null_mut());
         (api.Py_DecRef)(num);
         if w.is_null() {
             (api.Py_DecRef)(g);
@@ -129,7 +137,14 @@ fn install(e: &Entry, stream: i32) -> i32 {
         }
         (api.PyDict_SetItemString)(g, c"__p4s_write".as_ptr(), w);
         (api.Py_DecRef)(w);
-        let name = (api.PyUnicode_FromString)(if stream == 1 { c"<stdout>" } else { c"<stderr>" }.as_ptr());
+        let name = (api.PyUnicode_FromString)(
+            if stream == 1 {
+                c"<stdout>"
+            } else {
+                c"<stderr>"
+            }
+            .as_ptr(),
+        );
         (api.PyDict_SetItemString)(g, c"__p4s_name".as_ptr(), name);
         (api.Py_DecRef)(name);
         let fileno = (api.PyLong_FromLongLong)(i64::from(stream));

@@ -79,7 +79,7 @@ impl P4sValue {
 /// # Safety
 /// Pointers inside `v` must be valid for the lengths it gives.
 pub(crate) unsafe fn from_value(api: &Api, v: &P4sValue) -> *mut PyObject {
-    // SAFETY (for the whole body): the GIL is held by the caller; data pointers are valid for
+    // SAFETY: (for the whole body) the GIL is held by the caller; data pointers are valid for
     // their lengths (caller's contract); every constructor returns a new reference or NULL.
     unsafe {
         match v.tag {
@@ -153,7 +153,7 @@ pub(crate) unsafe fn to_value(
     // SAFETY: `o` live, default build layout.
     let t = unsafe { ob_type(o) };
     *out = P4sValue::default();
-    // SAFETY (for the calls below): GIL held; `o` is live and of the type we test.
+    // SAFETY: (for the calls below) GIL held; `o` is live and of the type we test.
     unsafe {
         if o == api._Py_NoneStruct {
             out.tag = P4S_NONE;
@@ -181,7 +181,12 @@ pub(crate) unsafe fn to_value(
                 if len > 0 && (api.PyUnicode_AsUCS4)(o, scratch, cap as isize, 0).is_null() {
                     return take_python_error(e);
                 }
-                *out = P4sValue { tag: P4S_STR, aux: 1, a: 0, b: len };
+                *out = P4sValue {
+                    tag: P4S_STR,
+                    aux: 1,
+                    a: 0,
+                    b: len,
+                };
             } else {
                 (api.Py_IncRef)(o);
                 *out = P4sValue::obj(P4S_STR, o, len);
@@ -211,7 +216,11 @@ pub(crate) unsafe fn to_value(
             } else {
                 P4S_OBJECT
             };
-            let len = if tag == P4S_OBJECT { 0 } else { (api.PyObject_Size)(o) as i64 };
+            let len = if tag == P4S_OBJECT {
+                0
+            } else {
+                (api.PyObject_Size)(o) as i64
+            };
             if len < 0 {
                 return take_python_error(e);
             }
@@ -275,7 +284,9 @@ export! {
 
 /// Builds a tuple or list from packed values.
 fn build_sequence(vals: *const P4sValue, n: i64, list: bool) -> *mut PyObject {
-    let Some(e) = enter() else { return std::ptr::null_mut() };
+    let Some(e) = enter() else {
+        return std::ptr::null_mut();
+    };
     let api = e.api();
     if n < 0 || (vals.is_null() && n > 0) {
         crate::errors::set_last_error("invalid sequence arguments");
@@ -598,4 +609,3 @@ export! {
         }
     }
 }
-

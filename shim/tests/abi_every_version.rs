@@ -20,12 +20,19 @@ static RELEASED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 unsafe extern "C" fn on_output(stream: i32, data: *const u8, len: i64) {
     // SAFETY: the shim passes `len` valid UTF-8 bytes.
     let s = unsafe { std::slice::from_raw_parts(data, len as usize) };
-    OUTPUT.lock().unwrap().push((stream, String::from_utf8_lossy(s).into_owned()));
+    OUTPUT
+        .lock()
+        .unwrap()
+        .push((stream, String::from_utf8_lossy(s).into_owned()));
 }
 
 /// The "Lisp" side of callbacks: handle 1 adds its positional ints and a `scale` keyword;
 /// handle 2 fails with a Lisp error carrying handle 77; handle 3 calls back into Python.
-unsafe extern "C" fn on_call(handle: i64, args: *mut PyObject, kwargs: *mut PyObject) -> *mut PyObject {
+unsafe extern "C" fn on_call(
+    handle: i64,
+    args: *mut PyObject,
+    kwargs: *mut PyObject,
+) -> *mut PyObject {
     // SAFETY: called with the GIL held, args a tuple, kwargs a dict or NULL.
     unsafe {
         match handle {
@@ -78,9 +85,15 @@ fn exercise(label: &str, exe: &std::path::Path) {
         assert_eq!(p4s_version_info(&mut a, &mut b, &mut c), 0);
         let want = eval("'%d.%d' % __import__('sys').version_info[:2]").unwrap();
         assert_eq!(want, Val::Str(format!("{a}.{b}")), "{label}");
-        assert!(label.starts_with(&format!("{a}.{b}")), "{label} started {a}.{b}.{c}");
+        assert!(
+            label.starts_with(&format!("{a}.{b}")),
+            "{label} started {a}.{b}.{c}"
+        );
         let again = "anything";
-        assert_eq!(p4s_start(again.as_ptr().cast(), again.len() as i64), P4S_ALREADY_STARTED);
+        assert_eq!(
+            p4s_start(again.as_ptr().cast(), again.len() as i64),
+            P4S_ALREADY_STARTED
+        );
     }
     assert_eq!(
         eval("__import__('sys').executable").unwrap(),
@@ -111,29 +124,90 @@ fn exercise(label: &str, exe: &std::path::Path) {
         (int(-42), "-42", Val::Int(-42)),
         (int(i64::MAX), "9223372036854775807", Val::Int(i64::MAX)),
         (float(2.5), "2.5", Val::Float(2.5)),
-        (P4sValue { tag: P4S_COMPLEX, aux: 0, a: 1.5f64.to_bits() as i64, b: (-2.0f64).to_bits() as i64 }, "(1.5-2j)", Val::Complex(1.5, -2.0)),
-        (P4sValue { tag: P4S_STR_UTF32, aux: 0, a: utf32.as_ptr() as i64, b: utf32.len() as i64 }, "'héllo wörld 😀'", Val::Str(s.into())),
+        (
+            P4sValue {
+                tag: P4S_COMPLEX,
+                aux: 0,
+                a: 1.5f64.to_bits() as i64,
+                b: (-2.0f64).to_bits() as i64,
+            },
+            "(1.5-2j)",
+            Val::Complex(1.5, -2.0),
+        ),
+        (
+            P4sValue {
+                tag: P4S_STR_UTF32,
+                aux: 0,
+                a: utf32.as_ptr() as i64,
+                b: utf32.len() as i64,
+            },
+            "'héllo wörld 😀'",
+            Val::Str(s.into()),
+        ),
         (utf8(s), "'héllo wörld 😀'", Val::Str(s.into())),
-        (P4sValue { tag: P4S_STR_LATIN1, aux: 0, a: latin.as_ptr() as i64, b: 4 }, "'cété'", Val::Str("cété".into())),
-        (P4sValue { tag: P4S_BOOL, aux: 0, a: 1, b: 0 }, "True", Val::Bool(true)),
-        (P4sValue { tag: P4S_NONE, aux: 0, a: 0, b: 0 }, "None", Val::None),
+        (
+            P4sValue {
+                tag: P4S_STR_LATIN1,
+                aux: 0,
+                a: latin.as_ptr() as i64,
+                b: 4,
+            },
+            "'cété'",
+            Val::Str("cété".into()),
+        ),
+        (
+            P4sValue {
+                tag: P4S_BOOL,
+                aux: 0,
+                a: 1,
+                b: 0,
+            },
+            "True",
+            Val::Bool(true),
+        ),
+        (
+            P4sValue {
+                tag: P4S_NONE,
+                aux: 0,
+                a: 0,
+                b: 0,
+            },
+            "None",
+            Val::None,
+        ),
     ];
     let repr = lookup("repr");
     for (v, want_repr, want_back) in &cases {
-        assert_eq!(call(repr, &[*v], std::ptr::null_mut()).unwrap(), Val::Str(want_repr.to_string()), "{label} repr");
+        assert_eq!(
+            call(repr, &[*v], std::ptr::null_mut()).unwrap(),
+            Val::Str(want_repr.to_string()),
+            "{label} repr"
+        );
         // SAFETY: `v` valid.
         let o = unsafe { p4s_from_value(v) };
         assert!(!o.is_null());
         let mut out = P4sValue::default();
         let mut sc = [0u32; SCRATCH];
         // SAFETY: valid pointers.
-        assert_eq!(unsafe { p4s_to_value(o, &mut out, sc.as_mut_ptr(), SCRATCH as i64) }, 0);
-        assert_eq!(&val(&out, &sc), want_back, "{label} round trip of {want_repr}");
+        assert_eq!(
+            unsafe { p4s_to_value(o, &mut out, sc.as_mut_ptr(), SCRATCH as i64) },
+            0
+        );
+        assert_eq!(
+            &val(&out, &sc),
+            want_back,
+            "{label} round trip of {want_repr}"
+        );
         // SAFETY: ours.
         unsafe { p4s_decref(o) };
     }
     // Big integers both ways, exact.
-    let big = P4sValue { tag: P4S_INT_HEX, aux: 0, a: hex.as_ptr() as i64, b: hex.len() as i64 };
+    let big = P4sValue {
+        tag: P4S_INT_HEX,
+        aux: 0,
+        a: hex.as_ptr() as i64,
+        b: hex.len() as i64,
+    };
     assert_eq!(
         call(lookup("str"), &[big], std::ptr::null_mut()).unwrap(),
         Val::Str(format!("{}", -0x123456789abcdef0123456789i128)),
@@ -145,7 +219,10 @@ fn exercise(label: &str, exe: &std::path::Path) {
             let h = unsafe { p4s_long_to_hex(o) };
             assert_eq!(read_str(h), "-0x123456789abcdef0123456789");
             // SAFETY: ours.
-            unsafe { p4s_decref(h); p4s_decref(o) };
+            unsafe {
+                p4s_decref(h);
+                p4s_decref(o)
+            };
         }
         other => panic!("{label}: bigint out: {other:?}"),
     }
@@ -165,9 +242,18 @@ fn exercise(label: &str, exe: &std::path::Path) {
         let st = p4s_set_from(vals.as_ptr(), 3);
         let keys = [utf8("a"), utf8("b")];
         let d = p4s_dict_from(keys.as_ptr(), vals.as_ptr(), 2);
-        assert_eq!(call(repr, &[obj(t)], std::ptr::null_mut()).unwrap(), Val::Str("(1, 2.0, 'three')".into()));
-        assert_eq!(call(repr, &[obj(l)], std::ptr::null_mut()).unwrap(), Val::Str("[1, 2.0, 'three']".into()));
-        assert_eq!(call(repr, &[obj(d)], std::ptr::null_mut()).unwrap(), Val::Str("{'a': 1, 'b': 2.0}".into()));
+        assert_eq!(
+            call(repr, &[obj(t)], std::ptr::null_mut()).unwrap(),
+            Val::Str("(1, 2.0, 'three')".into())
+        );
+        assert_eq!(
+            call(repr, &[obj(l)], std::ptr::null_mut()).unwrap(),
+            Val::Str("[1, 2.0, 'three']".into())
+        );
+        assert_eq!(
+            call(repr, &[obj(d)], std::ptr::null_mut()).unwrap(),
+            Val::Str("{'a': 1, 'b': 2.0}".into())
+        );
         assert_eq!(p4s_len(st), 3);
         let mut items = [P4sValue::default(); 3];
         assert_eq!(p4s_items(l, items.as_mut_ptr(), 3), 3);
@@ -181,7 +267,9 @@ fn exercise(label: &str, exe: &std::path::Path) {
         assert_eq!(p4s_dict_items(d, ks.as_mut_ptr(), vs.as_mut_ptr(), 2), 2);
         assert_eq!(read_str(ks[0].a as *mut PyObject), "a");
         assert_eq!(vs[0], int(1));
-        for k in &ks { p4s_release_value(k) }
+        for k in &ks {
+            p4s_release_value(k)
+        }
         match eval("(1, [2], {'k': 3}, {4}, b'by')").unwrap() {
             Val::Obj(P4S_TUPLE, o, 5) => {
                 let mut it = [P4sValue::default(); 5];
@@ -190,13 +278,20 @@ fn exercise(label: &str, exe: &std::path::Path) {
                 assert_eq!(tags, vec![P4S_INT, P4S_LIST, P4S_DICT, P4S_SET, P4S_BYTES]);
                 let mut n = 0;
                 let p = p4s_bytes_data(it[4].a as *mut PyObject, &mut n);
-                assert_eq!(std::slice::from_raw_parts(p.cast::<u8>(), n as usize), b"by");
-                for v in &it { p4s_release_value(v) }
+                assert_eq!(
+                    std::slice::from_raw_parts(p.cast::<u8>(), n as usize),
+                    b"by"
+                );
+                for v in &it {
+                    p4s_release_value(v)
+                }
                 p4s_decref(o);
             }
             other => panic!("{label}: {other:?}"),
         }
-        for o in [t, l, st, d] { p4s_decref(o) }
+        for o in [t, l, st, d] {
+            p4s_decref(o)
+        }
     }
 
     // Attributes and items.
@@ -205,21 +300,47 @@ fn exercise(label: &str, exe: &std::path::Path) {
     // SAFETY: valid pointers and lengths.
     unsafe {
         let mut out = P4sValue::default();
-        assert_eq!(p4s_getattr_value(ns, "a".as_ptr().cast(), 1, &mut out, std::ptr::null_mut(), 0), 0);
+        assert_eq!(
+            p4s_getattr_value(
+                ns,
+                "a".as_ptr().cast(),
+                1,
+                &mut out,
+                std::ptr::null_mut(),
+                0
+            ),
+            0
+        );
         assert_eq!(out, int(1));
         assert_eq!(p4s_setattr(ns, "b".as_ptr().cast(), 1, &float(0.5)), 0);
         assert_eq!(eval("ns.b").unwrap(), Val::Float(0.5));
         assert_eq!(p4s_setattr(ns, "b".as_ptr().cast(), 1, std::ptr::null()), 0);
         assert_eq!(eval("hasattr(ns, 'b')").unwrap(), Val::Bool(false));
-        assert_eq!(p4s_getattr_value(ns, "zz".as_ptr().cast(), 2, &mut out, std::ptr::null_mut(), 0), -1);
+        assert_eq!(
+            p4s_getattr_value(
+                ns,
+                "zz".as_ptr().cast(),
+                2,
+                &mut out,
+                std::ptr::null_mut(),
+                0
+            ),
+            -1
+        );
         assert!(py_error().starts_with("AttributeError"), "{}", py_error());
         p4s_error_clear();
         let d = lookup("d");
         assert_eq!(p4s_setitem(d, &utf8("n"), &int(5)), 0);
-        assert_eq!(p4s_getitem(d, &utf8("n"), &mut out, std::ptr::null_mut(), 0), 0);
+        assert_eq!(
+            p4s_getitem(d, &utf8("n"), &mut out, std::ptr::null_mut(), 0),
+            0
+        );
         assert_eq!(out, int(5));
         assert_eq!(p4s_setitem(d, &utf8("n"), std::ptr::null()), 0);
-        assert_eq!(p4s_getitem(d, &utf8("n"), &mut out, std::ptr::null_mut(), 0), -1);
+        assert_eq!(
+            p4s_getitem(d, &utf8("n"), &mut out, std::ptr::null_mut(), 0),
+            -1
+        );
         assert!(py_error().starts_with("KeyError"));
         assert_eq!(p4s_set_global("g".as_ptr().cast(), 1, &int(9)), 0);
         assert_eq!(eval("g * 2").unwrap(), Val::Int(18));
@@ -234,7 +355,11 @@ fn exercise(label: &str, exe: &std::path::Path) {
         // SAFETY: array valid.
         unsafe { p4s_tuple_from(names.as_ptr(), 1) }
     };
-    assert_eq!(call(int_fn, &[utf8("ff"), int(16)], kw).unwrap(), Val::Int(255), "{label} kwargs");
+    assert_eq!(
+        call(int_fn, &[utf8("ff"), int(16)], kw).unwrap(),
+        Val::Int(255),
+        "{label} kwargs"
+    );
     let upper = "upper";
     // SAFETY: valid pointers.
     unsafe {
@@ -243,7 +368,19 @@ fn exercise(label: &str, exe: &std::path::Path) {
         let so = p4s_from_value(&sv);
         let mut out = P4sValue::default();
         let mut sc = [0u32; SCRATCH];
-        assert_eq!(p4s_call_method_packed(so, name, std::ptr::null(), 0, std::ptr::null_mut(), &mut out, sc.as_mut_ptr(), SCRATCH as i64), 0);
+        assert_eq!(
+            p4s_call_method_packed(
+                so,
+                name,
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+                &mut out,
+                sc.as_mut_ptr(),
+                SCRATCH as i64
+            ),
+            0
+        );
         assert_eq!(val(&out, &sc), Val::Str("ABC".into()));
         let args = [so];
         let r = p4s_call(lookup("len"), args.as_ptr(), 1, std::ptr::null_mut());
@@ -265,11 +402,19 @@ fn exercise(label: &str, exe: &std::path::Path) {
 
     // Errors: type, message, traceback; Python stays usable.
     let e = eval("1/0").unwrap_err();
-    assert!(e.starts_with("ZeroDivisionError: division by zero"), "{label}: {e}");
+    assert!(
+        e.starts_with("ZeroDivisionError: division by zero"),
+        "{label}: {e}"
+    );
     // SAFETY: plain calls.
     unsafe {
-        let tb = std::ffi::CStr::from_ptr(p4s_error_text(2)).to_string_lossy().into_owned();
-        assert!(tb.contains("Traceback") && tb.contains("ZeroDivisionError"), "{tb}");
+        let tb = std::ffi::CStr::from_ptr(p4s_error_text(2))
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            tb.contains("Traceback") && tb.contains("ZeroDivisionError"),
+            "{tb}"
+        );
         assert_eq!(p4s_error_pending(), 1);
         p4s_error_clear();
         assert_eq!(p4s_error_pending(), 0);
@@ -307,13 +452,19 @@ fn exercise(label: &str, exe: &std::path::Path) {
         p4s_decref(st);
         let mut mine = vec![0f64; 6];
         let shape = [2i64, 3];
-        let mv = p4s_memoryview(mine.as_mut_ptr().cast(), 48, c"d".as_ptr(), 2, shape.as_ptr(), 0);
+        let mv = p4s_memoryview(
+            mine.as_mut_ptr().cast(),
+            48,
+            c"d".as_ptr(),
+            2,
+            shape.as_ptr(),
+            0,
+        );
         assert!(!mv.is_null(), "{}", py_error());
         let setter = eval("lambda m: m.__setitem__((1, 2), 7.5)").unwrap();
         let Val::Obj(_, f, _) = setter else { panic!() };
         call(f, &[obj(mv)], std::ptr::null_mut()).unwrap();
         assert_eq!(mine[5], 7.5, "{label}: Python wrote through the memoryview");
-        assert_eq!(call(lookup("repr"), &[obj(eval("lambda m: m.shape").map(|v| if let Val::Obj(_, o, _) = v { o } else { panic!() }).unwrap())], std::ptr::null_mut()).is_ok(), true);
         exec("def release(m): m.release()").unwrap();
         call(lookup("release"), &[obj(mv)], std::ptr::null_mut()).unwrap();
         p4s_decref(mv);
@@ -328,23 +479,36 @@ fn exercise(label: &str, exe: &std::path::Path) {
         let failer = p4s_make_callable(2, std::ptr::null(), 0);
         let nested = p4s_make_callable(3, std::ptr::null(), 0);
         for (n, o) in [("adder", adder), ("failer", failer), ("nested", nested)] {
-            assert_eq!(p4s_set_global(n.as_ptr().cast(), n.len() as i64, &obj(o)), 0);
+            assert_eq!(
+                p4s_set_global(n.as_ptr().cast(), n.len() as i64, &obj(o)),
+                0
+            );
         }
         assert_eq!(eval("adder(1, 2, 3, scale=10)").unwrap(), Val::Int(60));
         assert_eq!(eval("adder.__name__").unwrap(), Val::Str("adder".into()));
-        assert_eq!(eval("list(map(adder, [1, 2]))").map(|v| matches!(v, Val::Obj(P4S_LIST, _, 2))), Ok(true));
+        assert_eq!(
+            eval("list(map(adder, [1, 2]))").map(|v| matches!(v, Val::Obj(P4S_LIST, _, 2))),
+            Ok(true)
+        );
         let e = eval("failer()").unwrap_err();
         assert_eq!(e, "py4cl2_cffi.LispError: lisp says no");
         assert_eq!(p4s_error_lisp_handle(), 77);
         p4s_error_clear();
-        assert_eq!(eval("(lambda: (_ for _ in ()).throw(ValueError('x')) if False else failer())()").unwrap_err(), "py4cl2_cffi.LispError: lisp says no");
+        assert_eq!(
+            eval("(lambda: (_ for _ in ()).throw(ValueError('x')) if False else failer())()")
+                .unwrap_err(),
+            "py4cl2_cffi.LispError: lisp says no"
+        );
         assert_eq!(p4s_error_lisp_handle(), 77);
         assert_eq!(eval("nested()").unwrap(), Val::Int(600));
         exec("try:\n    failer()\nexcept Exception as e:\n    caught = type(e).__name__").unwrap();
         assert_eq!(eval("caught").unwrap(), Val::Str("LispError".into()));
         p4s_decref(adder);
         exec("del adder").unwrap();
-        assert!(RELEASED.lock().unwrap().contains(&1), "{label}: release of handle 1");
+        assert!(
+            RELEASED.lock().unwrap().contains(&1),
+            "{label}: release of handle 1"
+        );
         p4s_decref(failer);
         p4s_decref(nested);
     }
@@ -360,20 +524,35 @@ fn exercise(label: &str, exe: &std::path::Path) {
     exec("import sys\nprint('out one')\nprint('err', file=sys.stderr)\nprint('out ü')").unwrap();
     let got: Vec<(i32, String)> = OUTPUT.lock().unwrap().clone();
     let joined: Vec<(i32, String)> = got.into_iter().filter(|(_, s)| s != "\n").collect();
-    assert_eq!(joined, vec![(1, "out one".into()), (2, "err".into()), (1, "out ü".into())], "{label}");
+    assert_eq!(
+        joined,
+        vec![
+            (1, "out one".into()),
+            (2, "err".into()),
+            (1, "out ü".into())
+        ],
+        "{label}"
+    );
     // SAFETY: plain calls.
     unsafe {
         assert_eq!(p4s_capture_output(1, 0), 0);
         assert_eq!(p4s_capture_output(2, 0), 0);
         assert_eq!(p4s_capture_output(3, 1), -2);
     }
-    assert_eq!(eval("type(__import__('sys').stdout).__name__").unwrap(), Val::Str("TextIOWrapper".into()));
+    assert_eq!(
+        eval("type(__import__('sys').stdout).__name__").unwrap(),
+        Val::Str("TextIOWrapper".into())
+    );
 
     // Floating point: Python's inf/nan arithmetic never traps, even with traps unmasked here.
-    assert_eq!(eval("float('inf') - float('inf') != 0").unwrap(), Val::Bool(true));
+    assert_eq!(
+        eval("float('inf') - float('inf') != 0").unwrap(),
+        Val::Bool(true)
+    );
 
     // Decrefs queued from another thread, drained by the next entry.
     let o = lookup("ns");
+    // SAFETY: plain query.
     let gen = unsafe { p4s_generation() };
     let addr = o as usize;
     std::thread::spawn(move || {
@@ -393,21 +572,51 @@ fn exercise(label: &str, exe: &std::path::Path) {
     // SAFETY: deliberately bad but non-dangling arguments.
     unsafe {
         let mut out = P4sValue::default();
-        assert_eq!(p4s_call_packed(std::ptr::null_mut(), std::ptr::null(), 0, std::ptr::null_mut(), &mut out, std::ptr::null_mut(), 0), -2);
+        assert_eq!(
+            p4s_call_packed(
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                0,
+                std::ptr::null_mut(),
+                &mut out,
+                std::ptr::null_mut(),
+                0
+            ),
+            -2
+        );
         assert!(last_error().contains("NULL"));
-        let bad = P4sValue { tag: 99, aux: 0, a: 0, b: 0 };
-        assert_eq!(call(repr, &[bad], std::ptr::null_mut()).unwrap_err(), "TypeError: unknown value tag passed to py4cl2-cffi");
+        let bad = P4sValue {
+            tag: 99,
+            aux: 0,
+            a: 0,
+            b: 0,
+        };
+        assert_eq!(
+            call(repr, &[bad], std::ptr::null_mut()).unwrap_err(),
+            "TypeError: unknown value tag passed to py4cl2-cffi"
+        );
         let notfn = eval("3").unwrap();
-        let three = P4sValue { tag: P4S_INT, aux: 0, a: 3, b: 0 };
+        let three = P4sValue {
+            tag: P4S_INT,
+            aux: 0,
+            a: 3,
+            b: 0,
+        };
         let three_o = p4s_from_value(&three);
-        assert!(call(three_o, &[], std::ptr::null_mut()).unwrap_err().starts_with("TypeError"));
+        assert!(call(three_o, &[], std::ptr::null_mut())
+            .unwrap_err()
+            .starts_with("TypeError"));
         p4s_decref(three_o);
         assert_eq!(notfn, Val::Int(3));
         assert!(eval("undefined_name").unwrap_err().starts_with("NameError"));
         p4s_decref(repr);
     }
 
-    assert!(!stop().unwrap(), "{label}: nothing pins libpython without numpy; {}", stop_report());
+    assert!(
+        !stop().unwrap(),
+        "{label}: nothing pins libpython without numpy; {}",
+        stop_report()
+    );
     // SAFETY: plain calls after stop.
     unsafe {
         assert_eq!(p4s_is_started(), 0);
@@ -431,5 +640,9 @@ fn every_interpreter_through_the_abi() {
     for (label, exe) in &all {
         exercise(label, exe);
     }
-    eprintln!("exercised {} interpreters: {:?}", all.len(), all.iter().map(|a| a.0.clone()).collect::<Vec<_>>());
+    eprintln!(
+        "exercised {} interpreters: {:?}",
+        all.len(),
+        all.iter().map(|a| a.0.clone()).collect::<Vec<_>>()
+    );
 }

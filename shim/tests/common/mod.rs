@@ -18,7 +18,9 @@ pub fn venv_root() -> PathBuf {
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        });
     base.join("py4cl2-cffi").join("venvs")
 }
 
@@ -33,7 +35,10 @@ pub fn venv(xy: &str) -> Option<PathBuf> {
     if v.join(".complete").exists() {
         Some(v)
     } else {
-        let msg = format!("SKIPPED: no venv for Python {xy} under {} (run tools/make-venvs.sh)", venv_root().display());
+        let msg = format!(
+            "SKIPPED: no venv for Python {xy} under {} (run tools/make-venvs.sh)",
+            venv_root().display()
+        );
         if require_all() {
             panic!("{msg}");
         }
@@ -46,20 +51,27 @@ pub fn venv(xy: &str) -> Option<PathBuf> {
 pub fn base_interpreters() -> Vec<(String, PathBuf)> {
     let root = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv")
+        });
     let mut out = Vec::new();
     for xy in ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
-        let found = std::fs::read_dir(root.join("versions")).ok().and_then(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| {
-                    let n = p.file_name().unwrap().to_string_lossy().to_string();
-                    n.starts_with(&format!("{xy}.")) && n[xy.len() + 1..].chars().all(|c| c.is_ascii_digit())
-                })
-                .max()
-        });
+        let found = std::fs::read_dir(root.join("versions"))
+            .ok()
+            .and_then(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let n = p.file_name().unwrap().to_string_lossy().to_string();
+                        n.starts_with(&format!("{xy}."))
+                            && n[xy.len() + 1..].chars().all(|c| c.is_ascii_digit())
+                    })
+                    .max()
+            });
         match found {
-            Some(p) if p.join("bin/python3").exists() => out.push((xy.to_string(), p.join("bin/python3"))),
+            Some(p) if p.join("bin/python3").exists() => {
+                out.push((xy.to_string(), p.join("bin/python3")))
+            }
             _ => {
                 let msg = format!("SKIPPED: no pyenv CPython {xy} on this machine");
                 if require_all() {
@@ -127,7 +139,14 @@ pub fn stop_report() -> String {
 /// Runs statements in `__main__`.
 pub fn exec(code: &str) -> Result<(), String> {
     // SAFETY: `code` valid for its length; NULL dicts mean `__main__`.
-    match unsafe { p4s_exec(code.as_ptr().cast(), code.len() as i64, std::ptr::null_mut(), std::ptr::null_mut()) } {
+    match unsafe {
+        p4s_exec(
+            code.as_ptr().cast(),
+            code.len() as i64,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    } {
         0 => Ok(()),
         -1 => Err(py_error()),
         st => Err(format!("status {st}: {}", last_error())),
@@ -157,7 +176,12 @@ pub fn val(v: &P4sValue, scratch: &[u32]) -> Val {
         P4S_INT => Val::Int(v.a),
         P4S_FLOAT => Val::Float(f64::from_bits(v.a as u64)),
         P4S_COMPLEX => Val::Complex(f64::from_bits(v.a as u64), f64::from_bits(v.b as u64)),
-        P4S_STR if v.aux == 1 => Val::Str(scratch[..v.b as usize].iter().map(|c| char::from_u32(*c).unwrap()).collect()),
+        P4S_STR if v.aux == 1 => Val::Str(
+            scratch[..v.b as usize]
+                .iter()
+                .map(|c| char::from_u32(*c).unwrap())
+                .collect(),
+        ),
         P4S_STR => {
             let o = v.a as *mut PyObject;
             let s = read_str(o);
@@ -187,8 +211,15 @@ pub fn eval(code: &str) -> Result<Val, String> {
     let mut scratch = [0u32; SCRATCH];
     // SAFETY: arguments valid for their lengths.
     match unsafe {
-        p4s_eval(code.as_ptr().cast(), code.len() as i64, std::ptr::null_mut(), std::ptr::null_mut(),
-                 &mut out, scratch.as_mut_ptr(), SCRATCH as i64)
+        p4s_eval(
+            code.as_ptr().cast(),
+            code.len() as i64,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut out,
+            scratch.as_mut_ptr(),
+            SCRATCH as i64,
+        )
     } {
         0 => Ok(val(&out, &scratch)),
         -1 => Err(py_error()),
@@ -206,22 +237,42 @@ pub fn lookup(name: &str) -> *mut PyObject {
 
 /// Packs an i64.
 pub fn int(i: i64) -> P4sValue {
-    P4sValue { tag: P4S_INT, aux: 0, a: i, b: 0 }
+    P4sValue {
+        tag: P4S_INT,
+        aux: 0,
+        a: i,
+        b: 0,
+    }
 }
 
 /// Packs an f64.
 pub fn float(x: f64) -> P4sValue {
-    P4sValue { tag: P4S_FLOAT, aux: 0, a: x.to_bits() as i64, b: 0 }
+    P4sValue {
+        tag: P4S_FLOAT,
+        aux: 0,
+        a: x.to_bits() as i64,
+        b: 0,
+    }
 }
 
 /// Packs a UTF-8 string (the bytes must outlive the call).
 pub fn utf8(s: &str) -> P4sValue {
-    P4sValue { tag: P4S_STR_UTF8, aux: 0, a: s.as_ptr() as i64, b: s.len() as i64 }
+    P4sValue {
+        tag: P4S_STR_UTF8,
+        aux: 0,
+        a: s.as_ptr() as i64,
+        b: s.len() as i64,
+    }
 }
 
 /// Packs a borrowed object.
 pub fn obj(o: *mut PyObject) -> P4sValue {
-    P4sValue { tag: P4S_OBJECT, aux: 0, a: o as i64, b: 0 }
+    P4sValue {
+        tag: P4S_OBJECT,
+        aux: 0,
+        a: o as i64,
+        b: 0,
+    }
 }
 
 /// Calls with packed arguments and keyword names.
@@ -230,11 +281,18 @@ pub fn call(f: *mut PyObject, args: &[P4sValue], kwnames: *mut PyObject) -> Resu
     let mut scratch = [0u32; SCRATCH];
     // SAFETY: arrays valid for their lengths.
     match unsafe {
-        p4s_call_packed(f, args.as_ptr(), args.len() as i64, kwnames, &mut out, scratch.as_mut_ptr(), SCRATCH as i64)
+        p4s_call_packed(
+            f,
+            args.as_ptr(),
+            args.len() as i64,
+            kwnames,
+            &mut out,
+            scratch.as_mut_ptr(),
+            SCRATCH as i64,
+        )
     } {
         0 => Ok(val(&out, &scratch)),
         -1 => Err(py_error()),
         st => Err(format!("status {st}: {}", last_error())),
     }
 }
-

@@ -1,0 +1,470 @@
+//! The `py4cl2-cffi-config` binary: commands, output, the config file it writes, exit codes
+//! and one-line errors on bad input. Each test has its own config file and cache.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Instant;
+
+use common::*;
+
+fn config_of(dir: &Path) -> PathBuf {
+    dir.join("config.toml")
+}
+
+#[test]
+fn help_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--help"][..],
+        &["help"],
+        &["help", "use"],
+        &["discover", "--help"],
+        &["use", "--help"],
+        &["print-configuration", "--help"],
+        &["path", "-h"],
+    ] {
+        let out = run(&mut cli(dir.path()), args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            stdout(&out).contains("usage: py4cl2-cffi-config"),
+            "{args:?}"
+        );
+    }
+    assert!(!config_of(dir.path()).exists());
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["frobnicate"]),
+        "unknown command `frobnicate`",
+    );
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["discover", "--fast"]),
+        "unknown option `--fast`",
+    );
+    assert_bad_input(&run(&mut cli(dir.path()), &["use"]), "exactly one SPEC");
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["path", "extra"]),
+        "takes no argument",
+    );
+}
+
+#[test]
+fn path_prints_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut cli(dir.path()), &["path"]);
+    assert_eq!(
+        stdout(&out).trim(),
+        config_of(dir.path()).display().to_string()
+    );
+    let out = run(&mut cli(dir.path()), &["path", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exists"], false);
+}
+
+#[test]
+fn use_a_version_writes_the_config_and_print_configuration_shows_it() {
+    let Some(python) = pyenv_python("3.12.1") else {
+        return;
+    };
+    let prefix = pyenv_root().join("versions/3.12.1");
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut cli(dir.path()), &["use", "3.12"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("using python 3.12.1 (pyenv)"),
+        "{}",
+        stdout(&out)
+    );
+
+    let text = std::fs::read_to_string(config_of(dir.path())).unwrap();
+    assert!(text.contains("schema = 1"), "{text}");
+    assert!(text.contains("[interpreter]"), "{text}");
+    assert!(text.contains("version = \"3.12.1\""), "{text}");
+    assert!(text.contains("[[discovered]]"), "{text}");
+    assert!(
+        text.contains("reason = \"older than 3.8\""),
+        "unusable ones are listed too: {text}"
+    );
+    let table: toml::Table = text.parse().unwrap();
+    assert_eq!(
+        table["interpreter"]["libpython"].as_str(),
+        Some(prefix.join("lib/libpython3.12.so.1.0").to_str().unwrap())
+    );
+
+    let out = run(&mut cli(dir.path()), &["print-configuration"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = stdout(&out);
+    for line in [
+        "version:       3.12.1 (cpython, pyenv)".to_string(),
+        format!("executable:    {}", python.display()),
+        format!(
+            "libpython:     {}",
+            prefix.join("lib/libpython3.12.so.1.0").display()
+        ),
+        format!(
+            "ldflags:       {}",
+            flags_of(
+                &prefix.join("bin/python3.12-config"),
+                &["--ldflags", "--embed"]
+            )
+        ),
+        format!(
+            "includes:      {}",
+            flags_of(&prefix.join("bin/python3.12-config"), &["--includes"])
+        ),
+        format!(
+            "site-packages: {}",
+            prefix.join("lib/python3.12/site-packages").display()
+        ),
+        format!("config file:   {}", config_of(dir.path()).display()),
+    ] {
+        assert!(shown.contains(&line), "`{line}` not in:\n{shown}");
+    }
+
+    let out = run(&mut cli(dir.path()), &["print-configuration", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "3.12.1");
+    assert_eq!(v["kind"], "pyenv");
+    assert_eq!(v["source"], "config file");
+    assert_eq!(
+        v["config_file"],
+        config_of(dir.path()).display().to_string()
+    );
+
+    // discover marks the recorded interpreter.
+    let out = run(&mut cli(dir.path()), &["discover"]);
+    let marked: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with('*'))
+        .collect();
+    assert_eq!(marked.len(), 1, "{}", stdout(&out));
+    assert!(marked[0].contains("3.12.1"));
+}
+
+#[test]
+fn use_a_range_picks_the_newest_match() {
+    if pyenv_python("3.11.7").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut cli(dir.path()), &["use", "--json", ">=3.10, <3.12"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["interpreter"]["version"], "3.11.7",
+        "3.11.7 beats Debian's 3.11.2"
+    );
+}
+
+#[test]
+fn use_a_venv_folder_records_the_venv_python() {
+    let Some(python) = pyenv_python("3.12.1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("venv");
+    make_venv(&python, &venv);
+    let out = run(&mut cli(dir.path()), &["use", venv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table: toml::Table = std::fs::read_to_string(config_of(dir.path()))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let i = &table["interpreter"];
+    assert_eq!(i["kind"].as_str(), Some("venv"));
+    assert_eq!(i["executable"].as_str(), venv.join("bin/python").to_str());
+    assert_eq!(i["prefix"].as_str(), venv.to_str());
+    let discovered = table["discovered"].as_array().unwrap();
+    assert!(
+        discovered
+            .iter()
+            .any(|d| d["kind"].as_str() == Some("venv")),
+        "the chosen venv is in the list"
+    );
+}
+
+#[test]
+fn active_venv_and_conda_env_are_discovered() {
+    let Some(python) = pyenv_python("3.12.1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let venv = dir.path().join("active");
+    make_venv(&python, &venv);
+    let conda = dir.path().join("condaenv");
+    make_venv(&python, &conda);
+    std::fs::create_dir_all(conda.join("conda-meta")).unwrap();
+    std::fs::write(conda.join("conda-meta/history"), "").unwrap();
+    let listed = dir.path().join("listed");
+    make_venv(&python, &listed);
+    std::fs::create_dir_all(listed.join("conda-meta")).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join(".conda")).unwrap();
+    std::fs::write(
+        home.join(".conda/environments.txt"),
+        format!("{}\n", listed.display()),
+    )
+    .unwrap();
+
+    let out = cli(dir.path())
+        .env("VIRTUAL_ENV", &venv)
+        .env("CONDA_PREFIX", &conda)
+        .env("HOME", &home)
+        .args(["discover", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let kind_of = |prefix: &Path| {
+        list.iter()
+            .find(|i| i["facts"]["prefix"].as_str() == prefix.to_str())
+            .map(|i| i["kind"].as_str().unwrap().to_string())
+    };
+    assert_eq!(kind_of(&venv).as_deref(), Some("venv"));
+    assert_eq!(kind_of(&conda).as_deref(), Some("conda"));
+    assert_eq!(kind_of(&listed).as_deref(), Some("conda"));
+    assert_eq!(
+        list[0]["facts"]["prefix"].as_str(),
+        venv.to_str(),
+        "the active venv comes first"
+    );
+}
+
+#[test]
+fn bad_specs_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = config_of(d);
+
+    let out = run(&mut cli(d), &["use", "3.99"]);
+    assert_bad_input(&out, "no usable python matches `3.99`; available: ");
+    if pyenv_python("3.12.1").is_some() {
+        assert!(stderr(&out).contains("3.12.1 (pyenv)"), "{}", stderr(&out));
+    }
+
+    assert_bad_input(&run(&mut cli(d), &["use", "3.x"]), "is not a version");
+    assert_bad_input(&run(&mut cli(d), &["use", "!=3.8"]), "not supported");
+    assert_bad_input(&run(&mut cli(d), &["use", "nonsense"]), "is not a version");
+    assert_bad_input(&run(&mut cli(d), &["use", "./missing"]), "does not exist");
+
+    let text = d.join("notes.txt");
+    std::fs::write(&text, "hello").unwrap();
+    assert_bad_input(
+        &run(&mut cli(d), &["use", text.to_str().unwrap()]),
+        "is not a python interpreter: it is not an executable file",
+    );
+    let failing = d.join("bin/failing");
+    write_exe(
+        &failing,
+        "#!/bin/sh\necho 'boom: no python here' >&2\nexit 3\n",
+    );
+    assert_bad_input(
+        &run(&mut cli(d), &["use", failing.to_str().unwrap()]),
+        "running it failed (exit status: 3): boom: no python here",
+    );
+    let chatty = d.join("bin/chatty");
+    write_exe(&chatty, "#!/bin/sh\necho hello\n");
+    assert_bad_input(
+        &run(&mut cli(d), &["use", chatty.to_str().unwrap()]),
+        "did not print the facts as JSON",
+    );
+    assert_bad_input(
+        &run(&mut cli(d), &["use", "/bin/ls"]),
+        "not a python interpreter",
+    );
+
+    let venv = d.join("brokenvenv");
+    std::fs::create_dir_all(venv.join("bin")).unwrap();
+    std::fs::write(venv.join("pyvenv.cfg"), "version = 3.12.1\n").unwrap();
+    assert_bad_input(
+        &run(&mut cli(d), &["use", venv.to_str().unwrap()]),
+        "has a broken pyvenv.cfg: it has no `home = ...` line",
+    );
+    std::fs::write(venv.join("pyvenv.cfg"), "home = /nowhere/bin\n").unwrap();
+    assert_bad_input(
+        &run(&mut cli(d), &["use", venv.to_str().unwrap()]),
+        "its home /nowhere/bin does not exist",
+    );
+
+    if let Some(old) = pyenv_python("3.7.16") {
+        assert_bad_input(
+            &run(&mut cli(d), &["use", "3.7"]),
+            "cannot be used: older than 3.8",
+        );
+        assert_bad_input(
+            &run(&mut cli(d), &["use", old.to_str().unwrap()]),
+            "older than 3.8",
+        );
+    }
+    assert!(!config.exists(), "nothing may be written on bad input");
+}
+
+#[test]
+fn a_broken_config_file_is_reported_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_of(dir.path());
+    std::fs::write(
+        &config,
+        "schema = 1\n\n[interpreter\nversion = \"3.12.1\"\n",
+    )
+    .unwrap();
+    let before = std::fs::read(&config).unwrap();
+    let out = run(&mut cli(dir.path()), &["print-configuration"]);
+    assert_bad_input(&out, "is not valid TOML (line 3)");
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        before,
+        "reading never modifies it"
+    );
+
+    std::fs::write(
+        &config,
+        "schema = 1\n[interpreter]\nkind = \"pyenv\"\nversion = \"3.12.1\"\n",
+    )
+    .unwrap();
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["print-configuration"]),
+        "lacks the required key `interpreter.version_string`",
+    );
+    std::fs::write(&config, "schema = 7\n").unwrap();
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["print-configuration"]),
+        "has schema 7",
+    );
+}
+
+#[test]
+fn a_vanished_libpython_is_reported_and_unknown_keys_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let prefix = d.join("fakeprefix");
+    let exe = prefix.join("bin/python3");
+    let lib = prefix.join("lib/libpython3.12.so.1.0");
+    std::fs::create_dir_all(lib.parent().unwrap()).unwrap();
+    std::fs::write(&lib, b"").unwrap();
+    fake_python(
+        &exe,
+        &canned_facts(&exe, &prefix, std::slice::from_ref(&lib)),
+    );
+
+    let out = run(&mut cli(d), &["use", exe.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&mut cli(d), &["print-configuration", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["ldflags"],
+        format!("-L{}/lib -lpython3.12 -ldl -lm", prefix.display())
+    );
+    assert_eq!(v["libpython"], lib.display().to_string());
+
+    // Unknown keys: a warning, and the file is left as it is.
+    let config = config_of(d);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("schema = 1", "schema = 1\nfuture_key = true");
+    std::fs::write(&config, &text).unwrap();
+    let out = run(&mut cli(d), &["print-configuration"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("warning: unknown key `future_key` ignored"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), text);
+
+    std::fs::remove_file(&lib).unwrap();
+    assert_bad_input(
+        &run(&mut cli(d), &["print-configuration"]),
+        &format!(
+            "libpython {} recorded in {} no longer exists",
+            lib.display(),
+            config.display()
+        ),
+    );
+}
+
+#[test]
+fn without_a_config_file_the_first_python3_on_path_is_shown() {
+    let Some(python) = pyenv_python("3.12.1") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&python, bin.join("python3")).unwrap();
+    let out = cli(dir.path())
+        .env("PATH", &bin)
+        .arg("print-configuration")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(shown.contains("version:       3.12.1"), "{shown}");
+    assert!(shown.contains("first usable python3 on PATH"), "{shown}");
+    assert!(!config_of(dir.path()).exists());
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = cli(dir.path())
+        .env("PATH", &empty)
+        .arg("print-configuration")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no interpreter is a failure, not bad input"
+    );
+    assert!(
+        stderr(&out).contains("no usable python3"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // `true` exits at once, so discover writes into a pipe nobody reads.
+    for command in ["discover", "discover --json", "--help"] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("\"$0\" {command} | true; exit ${{PIPESTATUS[0]}}"))
+            .arg(cli(dir.path()).get_program())
+            .envs(
+                cli(dir.path())
+                    .get_envs()
+                    .filter_map(|(k, v)| Some((k, v?))),
+            )
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{command}: {}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{command}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn discover_is_fast_and_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let time = || {
+        let start = Instant::now();
+        let out = run(&mut cli(dir.path()), &["discover"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        (start.elapsed(), stdout(&out))
+    };
+    let (cold, first) = time();
+    let (warm, second) = time();
+    eprintln!("discover: cold {cold:?}, warm {warm:?}");
+    assert_eq!(first, second, "the cache changes nothing");
+    assert!(dir.path().join("cache/facts.json").is_file());
+    assert!(warm.as_secs_f64() < 1.0, "warm discover took {warm:?}");
+    // Cold runs share the 2 cores with the other tests; the budget is for a quiet machine.
+    assert!(cold.as_secs_f64() < 5.0, "cold discover took {cold:?}");
+}

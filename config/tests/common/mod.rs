@@ -1,0 +1,148 @@
+//! Helpers shared by the integration tests: real interpreters (skipped loudly when absent),
+//! fake interpreters, venvs, and running the CLI against a private config and cache.
+
+#![allow(dead_code)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The pyenv root of this machine (`$PYENV_ROOT`, else `~/.pyenv`).
+pub fn pyenv_root() -> PathBuf {
+    std::env::var_os("PYENV_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv")
+        })
+}
+
+/// `path` if it exists; otherwise say loudly that the check depending on it is skipped.
+pub fn real(path: impl Into<PathBuf>) -> Option<PathBuf> {
+    let path = path.into();
+    if path.exists() {
+        Some(path)
+    } else {
+        eprintln!("SKIPPED: {} is absent on this machine", path.display());
+        None
+    }
+}
+
+/// The python of a pyenv version (`3.12.1`), if installed.
+pub fn pyenv_python(version: &str) -> Option<PathBuf> {
+    real(
+        pyenv_root()
+            .join("versions")
+            .join(version)
+            .join("bin/python"),
+    )
+}
+
+/// The pyenv versions the issue requires, with their `X.Y`.
+pub const PYENV_VERSIONS: &[&str] = &["3.8.18", "3.9.18", "3.10.13", "3.11.7", "3.12.1", "3.13.0"];
+
+/// `X.Y` of `X.Y.Z`.
+pub fn xy(version: &str) -> &str {
+    version.rsplit_once('.').unwrap().0
+}
+
+/// Write an executable file.
+pub fn write_exe(path: &Path, body: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A fake interpreter: a shell script printing `json` whatever it is asked.
+pub fn fake_python(path: &Path, json: &serde_json::Value) {
+    write_exe(path, &format!("#!/bin/sh\ncat <<'JSON'\n{json}\nJSON\n"));
+}
+
+/// The answer a real CPython 3.12 at `prefix` would give, with `libpython` as its library.
+pub fn canned_facts(exe: &Path, prefix: &Path, libpython: &[PathBuf]) -> serde_json::Value {
+    let p = prefix.display();
+    serde_json::json!({
+        "version_info": [3, 12, 1, "final", 0],
+        "version_string": "3.12.1 (fake)",
+        "implementation": "cpython",
+        "executable": exe,
+        "prefix": prefix,
+        "base_prefix": prefix,
+        "abiflags": "",
+        "platform": "linux",
+        "problems": [],
+        "sh": {"ldflags": format!(" -L{p}/lib -lpython3.12 -ldl  -lm "), "includes": format!("-I{p}/include/python3.12 -I{p}/include/python3.12")},
+        "py": {"ldflags": "-lpython3.12 -ldl -lm", "includes": format!("-I{p}/include/python3.12 -I{p}/include/python3.12")},
+        "py_enable_shared": true,
+        "mapped_libpython": [],
+        "libpython_candidates": libpython,
+        "site_packages": [format!("{p}/lib/python3.12/site-packages")],
+    })
+}
+
+/// Make a venv at `dir` with `python` (fast: no pip).
+pub fn make_venv(python: &Path, dir: &Path) {
+    let out = Command::new(python)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "venv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Run a command and return its output, normalized like the facts (white space collapsed).
+pub fn flags_of(cmd: &Path, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap();
+    assert!(out.status.success(), "{} {args:?} failed", cmd.display());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `path` with symlinks resolved.
+pub fn canon(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The CLI, with its config file and cache inside `dir` and no active venv or conda env.
+pub fn cli(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_py4cl2-cffi-config"));
+    cmd.env("PY4CL2_CFFI_CONFIG", dir.join("config.toml"))
+        .env("PY4CL2_CFFI_CACHE_DIR", dir.join("cache"))
+        .env("PYENV_ROOT", pyenv_root())
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("CONDA_PREFIX")
+        .env_remove("CONDA_EXE")
+        .current_dir(dir);
+    cmd
+}
+
+/// Run `cmd` with `args`.
+pub fn run(cmd: &mut Command, args: &[&str]) -> Output {
+    cmd.args(args).output().unwrap()
+}
+
+/// stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Assert a bad-input failure: exit 2, one line on stderr with the program's prefix,
+/// containing `needle`.
+pub fn assert_bad_input(out: &Output, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "one line expected: {err}");
+    assert!(err.starts_with("py4cl2-cffi-config: error: "), "{err}");
+    assert!(err.contains(needle), "`{needle}` not in: {err}");
+}
