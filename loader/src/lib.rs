@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod arena;
+pub mod elf;
 pub mod ffi_types;
 mod lifecycle;
 pub mod maps;
@@ -98,6 +99,14 @@ pub enum Error {
         /// The files that keep it mapped.
         files: Vec<PathBuf>,
         /// Why they keep it mapped.
+        reason: String,
+    },
+    /// An earlier stop left this process unable to start Python again at all.
+    #[error("cannot start Python again in this process: Python {version} was stopped after {reason}, and this version cannot be initialised again safely; start a fresh process")]
+    CannotRestart {
+        /// The version that was stopped.
+        version: String,
+        /// Why it stayed loaded.
         reason: String,
     },
     /// The config layer failed to resolve an interpreter.

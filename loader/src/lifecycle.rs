@@ -65,6 +65,8 @@ struct Pin {
     version: String,
     files: Vec<PathBuf>,
     reason: String,
+    /// Even the same interpreter must not start again (see `stop`).
+    no_restart: bool,
 }
 
 struct State {
@@ -140,6 +142,12 @@ pub fn start(facts: &Facts) -> Result<&'static Runtime, Error> {
         facts.version.major, facts.version.minor, facts.version.patch
     );
     if let Some(pin) = &st.pin {
+        if pin.no_restart {
+            return Err(Error::CannotRestart {
+                version: pin.version.clone(),
+                reason: pin.reason.clone(),
+            });
+        }
         if pin.libpython != libpython {
             return Err(Error::Pinned {
                 requested: libpython,
@@ -557,6 +565,7 @@ pub fn stop() -> Result<UnloadReport, Error> {
             version: version_of(&rt.facts),
             files: vec![],
             reason,
+            no_restart: false,
         });
         std::mem::forget(rt.lib.take());
         return Ok(report);
@@ -575,27 +584,45 @@ pub fn stop() -> Result<UnloadReport, Error> {
             targets.push(p.clone());
         }
     }
-    // Thread-specific-data destructors inside what we unmap would crash threads at exit.
-    let mut ranges = maps::ranges_of(&rt.libpython);
-    for t in &targets {
+    // An extension module that glibc will never unload keeps libpython mapped. What to do with
+    // the other modules then depends on the version, as measured:
+    // - CPython < 3.11 keeps static type state (e.g. `object`'s subclass list) that points into
+    //   extension modules; unloading them under a surviving libpython crashes the next
+    //   finalisation. So nothing is unloaded.
+    // - CPython 3.11+ re-initialises cleanly over unloaded modules, but re-running the init of
+    //   a single-phase module that stayed loaded (e.g. `_decimal` in 3.12) corrupts memory. So
+    //   everything but the pinning modules is unloaded, and they are refused on re-import.
+    let predicted: Vec<PathBuf> = targets
+        .iter()
+        .filter(|t| crate::elf::pinning(t).is_some_and(|p| p.pins()))
+        .cloned()
+        .collect();
+    let will_pin = !predicted.is_empty() || st.pin.is_some();
+    let v = &rt.facts.version;
+    if will_pin && (v.major, v.minor) < (3, 11) {
+        return Ok(keep_everything(
+            &mut st, &mut rt, report, predicted, &appeared, true,
+        ));
+    }
+    // Thread-specific-data destructors inside what we unmap would crash threads at exit; a
+    // libpython (and modules) that will stay keep their keys.
+    let mut ranges = Vec::new();
+    if !will_pin {
+        ranges.extend(maps::ranges_of(&rt.libpython));
+    }
+    for t in targets.iter().filter(|t| !predicted.contains(t)) {
         ranges.extend(maps::ranges_of(t));
     }
     if tsd::delete_keys_with_destructors_in(&ranges).is_none() {
         // Cannot check this C library's keys: keep everything mapped rather than risk it.
-        let reason = "this C library's thread-specific-data keys cannot be inspected, so \
-                      unloading libpython could leave destructors pointing at unmapped code"
-            .to_string();
-        report.pinned = true;
-        report.remaining = vec![rt.libpython.clone()];
-        report.pin_reason = Some(reason.clone());
-        st.pin = Some(Pin {
-            libpython: rt.libpython.clone(),
-            version: version_of(&rt.facts),
-            files: vec![],
-            reason,
-        });
-        std::mem::forget(rt.lib.take());
-        return Ok(report);
+        return Ok(keep_everything(
+            &mut st,
+            &mut rt,
+            report,
+            Vec::new(),
+            &appeared,
+            false,
+        ));
     }
     if let Some(lib) = rt.lib.take() {
         // A failed dlclose only means it stays mapped, which the sweep below reports.
@@ -629,11 +656,17 @@ pub fn stop() -> Result<UnloadReport, Error> {
         let reason = pin_reason(&files);
         report.pinned = true;
         report.pin_reason = Some(reason.clone());
+        // Unpredicted: other extension modules were unloaded under a surviving libpython.
+        // CPython 3.11+ re-initialises cleanly over that; older versions keep type state that
+        // points into the unloaded modules, so they must not start again in this process.
+        let v = &rt.facts.version;
+        let no_restart = (v.major, v.minor) < (3, 11);
         st.pin = Some(Pin {
             libpython: rt.libpython.clone(),
             version: version_of(&rt.facts),
             files,
             reason,
+            no_restart,
         });
         crate::arena::forget_all();
     } else {
@@ -644,6 +677,56 @@ pub fn stop() -> Result<UnloadReport, Error> {
     // Keep the program name alive until here: CPython may read it during finalisation.
     drop(std::mem::take(&mut rt.program_name));
     Ok(report)
+}
+
+/// Ends a stop that keeps libpython and everything Python loaded mapped (a predicted pin, or a
+/// C library whose thread-specific data cannot be checked).
+fn keep_everything(
+    st: &mut State,
+    rt: &mut Runtime,
+    mut report: UnloadReport,
+    pinned_by: Vec<PathBuf>,
+    appeared: &[PathBuf],
+    predicted: bool,
+) -> UnloadReport {
+    // Our handle stays open: nothing of this interpreter is unmapped.
+    std::mem::forget(rt.lib.take());
+    crate::arena::forget_all();
+    let mut files = pinned_by;
+    if let Some(old) = st.pin.take() {
+        for f in old.files {
+            if !files.contains(&f) {
+                files.push(f);
+            }
+        }
+    }
+    let reason = if predicted {
+        format!(
+            "{} cannot be unloaded (it uses STB_GNU_UNIQUE symbols or the C++ runtime, which glibc never unloads), so libpython and the modules bound to it stay loaded",
+            files
+                .iter()
+                .filter_map(|f| f.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else {
+        "this C library's thread-specific-data keys cannot be inspected, so unloading libpython \
+         could leave destructors pointing at unmapped code"
+            .to_string()
+    };
+    report.pinned = true;
+    report.pin_reason = Some(reason.clone());
+    report.remaining = appeared.to_vec();
+    st.pin = Some(Pin {
+        libpython: rt.libpython.clone(),
+        version: version_of(&rt.facts),
+        files,
+        reason,
+        no_restart: false,
+    });
+    drop(std::mem::take(&mut rt.program_name));
+    report
 }
 
 fn version_of(facts: &Facts) -> String {
