@@ -89,10 +89,8 @@ mod glibc {
         fn deletes_only_keys_in_range() {
             let mut k1: libc::pthread_key_t = 0;
             // SAFETY: creating a key with our own destructor.
-            assert_eq!(
-                unsafe { libc::pthread_key_create(&mut k1, Some(destructor)) },
-                0
-            );
+            let rc = unsafe { libc::pthread_key_create(&mut k1, Some(destructor)) };
+            assert_eq!(rc, 0);
             let addr = destructor as extern "C" fn(*mut libc::c_void) as usize;
             // A range that does not contain it: nothing deleted, thread exit runs it.
             assert_eq!(delete_keys(&[0..16, 32..48]), Some(0));
