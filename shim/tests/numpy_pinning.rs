@@ -114,6 +114,7 @@ fn pin_child() {
         );
         assert!(e.starts_with("ImportError"), "{e}");
         // numpy wraps our ImportError in its own; the full text keeps our explanation.
+        // SAFETY: the kept exception exists (the import just failed); the text is NUL-terminated.
         let tb = unsafe { std::ffi::CStr::from_ptr(py4cl2_cffi_shim::errors::p4s_error_text(2)) }
             .to_string_lossy()
             .into_owned();
