@@ -189,10 +189,8 @@ fn exercise(label: &str, exe: &std::path::Path) {
         let mut out = P4sValue::default();
         let mut sc = [0u32; SCRATCH];
         // SAFETY: valid pointers.
-        assert_eq!(
-            unsafe { p4s_to_value(o, &mut out, sc.as_mut_ptr(), SCRATCH as i64) },
-            0
-        );
+        let st = unsafe { p4s_to_value(o, &mut out, sc.as_mut_ptr(), SCRATCH as i64) };
+        assert_eq!(st, 0);
         assert_eq!(
             &val(&out, &sc),
             want_back,
