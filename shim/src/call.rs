@@ -91,64 +91,118 @@ fn set_type_error_text(api: &Api, msg: &str) {
     unsafe { (api.PyErr_SetString)(Api::read_pointer(api.PyExc_TypeError), c.as_ptr()) };
 }
 
-/// Arguments made from packed values: borrowed objects used as they are, others made new and
-/// released on drop.
-struct Args<'a> {
-    api: &'a Api,
-    objs: smallvec::SmallVec<[PyObj; 8]>,
-    owned: u64,
-    extra_owned: Vec<usize>,
+/// Makes the argument objects for `n` packed values (after an optional `first`, e.g. `self`)
+/// and runs `f` on them: borrowed objects are used as they are, others are made new and
+/// released after `f`. Up to [`INLINE_ARGS`] live in a stack array. Returns `None` (Python
+/// error set) when a value cannot be made.
+///
+/// # Safety
+/// GIL held; `vals` valid for `n` values.
+#[inline(always)]
+unsafe fn with_args<R>(
+    api: &Api,
+    first: PyObj,
+    vals: *const P4sValue,
+    n: usize,
+    f: impl FnOnce(&[PyObj]) -> R,
+) -> Option<R> {
+    let total = n + usize::from(!first.is_null());
+    if total > INLINE_ARGS {
+        // SAFETY: same contract.
+        return unsafe { with_args_heap(api, first, vals, n, f) };
+    }
+    let mut objs = [std::mem::MaybeUninit::<PyObj>::uninit(); INLINE_ARGS];
+    let mut owned: u32 = 0;
+    let mut len = 0;
+    if !first.is_null() {
+        objs[0].write(first);
+        len = 1;
+    }
+    for i in 0..n {
+        // SAFETY: `vals` valid for `n` (caller's contract).
+        let v = unsafe { &*vals.add(i) };
+        let o = if v.tag == crate::values::P4S_OBJECT && v.a != 0 {
+            v.a as PyObj
+        } else {
+            // SAFETY: GIL held; pointers in `v` valid (caller's contract).
+            let o = unsafe { from_value(api, v) };
+            if o.is_null() {
+                release_owned(api, &objs, owned);
+                return None;
+            }
+            owned |= 1 << len;
+            o
+        };
+        objs[len].write(o);
+        len += 1;
+    }
+    // SAFETY: the first `len` slots were written above.
+    let slice = unsafe { std::slice::from_raw_parts(objs.as_ptr() as *const PyObj, len) };
+    let r = f(slice);
+    release_owned(api, &objs, owned);
+    Some(r)
 }
 
-impl<'a> Args<'a> {
-    /// # Safety
-    /// GIL held; `vals` valid for `n` values.
-    unsafe fn new(api: &'a Api, first: PyObj, vals: *const P4sValue, n: usize) -> Option<Self> {
-        let mut a = Args {
-            api,
-            objs: smallvec::SmallVec::new(),
-            owned: 0,
-            extra_owned: Vec::new(),
-        };
-        if !first.is_null() {
-            a.objs.push(first);
-        }
-        for i in 0..n {
-            // SAFETY: `vals` valid for `n` (caller's contract).
-            let v = unsafe { &*vals.add(i) };
-            let o = if v.tag == crate::values::P4S_OBJECT && v.a != 0 {
-                v.a as PyObj
-            } else {
-                // SAFETY: GIL held; pointers in `v` valid (caller's contract).
-                let o = unsafe { from_value(api, v) };
-                if o.is_null() {
-                    return None; // drop releases what was made
-                }
-                let idx = a.objs.len();
-                if idx < 64 {
-                    a.owned |= 1 << idx;
-                } else {
-                    a.extra_owned.push(idx);
-                }
-                o
-            };
-            a.objs.push(o);
-        }
-        Some(a)
+/// Releases the references marked in `owned` (GIL held).
+#[inline(always)]
+fn release_owned(api: &Api, objs: &[std::mem::MaybeUninit<PyObj>], mut owned: u32) {
+    while owned != 0 {
+        let i = owned.trailing_zeros() as usize;
+        // SAFETY: slot `i` was written with a reference we made; the GIL is held.
+        unsafe { (api.Py_DecRef)(objs[i].assume_init()) };
+        owned &= owned - 1;
     }
 }
 
-impl Drop for Args<'_> {
-    fn drop(&mut self) {
-        for (i, &o) in self.objs.iter().enumerate() {
-            if (i < 64 && self.owned & (1 << i) != 0) || (i >= 64 && self.extra_owned.contains(&i))
-            {
-                // SAFETY: GIL held (Args lives inside an entry); we made this reference.
-                unsafe { (self.api.Py_DecRef)(o) };
+/// [`with_args`] for many arguments, on the heap.
+///
+/// # Safety
+/// As for [`with_args`].
+#[inline(never)]
+unsafe fn with_args_heap<R>(
+    api: &Api,
+    first: PyObj,
+    vals: *const P4sValue,
+    n: usize,
+    f: impl FnOnce(&[PyObj]) -> R,
+) -> Option<R> {
+    let mut objs: Vec<PyObj> = Vec::with_capacity(n + 1);
+    let mut mine: Vec<bool> = Vec::with_capacity(n + 1);
+    if !first.is_null() {
+        objs.push(first);
+        mine.push(false);
+    }
+    let release = |objs: &[PyObj], mine: &[bool]| {
+        for (o, m) in objs.iter().zip(mine) {
+            if *m {
+                // SAFETY: GIL held; a reference we made.
+                unsafe { (api.Py_DecRef)(*o) };
             }
         }
+    };
+    for i in 0..n {
+        // SAFETY: `vals` valid for `n` (caller's contract).
+        let v = unsafe { &*vals.add(i) };
+        if v.tag == crate::values::P4S_OBJECT && v.a != 0 {
+            objs.push(v.a as PyObj);
+            mine.push(false);
+        } else {
+            // SAFETY: GIL held; pointers in `v` valid.
+            let o = unsafe { from_value(api, v) };
+            if o.is_null() {
+                release(&objs, &mine);
+                return None;
+            }
+            objs.push(o);
+            mine.push(true);
+        }
     }
+    let r = f(&objs);
+    release(&objs, &mine);
+    Some(r)
 }
+
+const INLINE_ARGS: usize = 16;
 
 /// Finishes a call: converts `r` (new reference or NULL) into `out`.
 fn finish(e: &Entry, r: PyObj, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32 {
@@ -180,14 +234,20 @@ export! {
             return P4S_ERROR;
         }
         let api = e.api();
-        // SAFETY: GIL held; `args` valid for `nargs` values (caller's contract).
-        let Some(a) = (unsafe { Args::new(api, NULL, args, nargs as usize) }) else {
-            return take_python_error(&e);
+        // SAFETY: GIL held; `args` valid for `nargs` values (caller's contract); the objects
+        // are live for the call.
+        let r = unsafe {
+            with_args(api, NULL, args, nargs as usize, |objs| {
+                match api.PyObject_Vectorcall {
+                    Some(vc) if kwnames.is_null() => vc(callable, objs.as_ptr(), objs.len(), NULL),
+                    _ => vectorcall(api, callable, objs, kwnames),
+                }
+            })
         };
-        // SAFETY: GIL held; objects live.
-        let r = unsafe { vectorcall(api, callable, &a.objs, kwnames) };
-        drop(a);
-        finish(&e, r, out, scratch, cap)
+        match r {
+            Some(r) => finish(&e, r, out, scratch, cap),
+            None => take_python_error(&e),
+        }
     }
 }
 
@@ -203,34 +263,27 @@ export! {
         }
         let api = e.api();
         if let Some(vm) = api.PyObject_VectorcallMethod {
-            // SAFETY: GIL held; `args` valid.
-            let Some(a) = (unsafe { Args::new(api, obj, args, nargs as usize) }) else {
-                return take_python_error(&e);
-            };
             // SAFETY: GIL held.
             let nkw = if kwnames.is_null() { 0 } else { unsafe { (api.PyTuple_Size)(kwnames) as usize } };
-            if nkw > a.objs.len() - 1 {
+            if nkw > nargs as usize {
                 set_type_error_text(api, "more keyword names than argument values");
-                drop(a);
                 return take_python_error(&e);
             }
-            // SAFETY: GIL held; args[0] is self, as VectorcallMethod expects; the count given is
-            // the positional ones (self included).
-            let r = unsafe { vm(name, a.objs.as_ptr(), a.objs.len() - nkw, kwnames) };
-            drop(a);
-            return finish(&e, r, out, scratch, cap);
+            // SAFETY: GIL held; `args` valid; objs[0] is self, as VectorcallMethod expects, and
+            // the count given is the positional ones (self included).
+            let r = unsafe { with_args(api, obj, args, nargs as usize, |objs| vm(name, objs.as_ptr(), objs.len() - nkw, kwnames)) };
+            return match r {
+                Some(r) => finish(&e, r, out, scratch, cap),
+                None => take_python_error(&e),
+            };
         }
         // SAFETY: GIL held.
         let m = unsafe { (api.PyObject_GetAttr)(obj, name) };
         if m.is_null() {
             return take_python_error(&e);
         }
-        // SAFETY: GIL held; `args` valid.
-        let r = match unsafe { Args::new(api, NULL, args, nargs as usize) } {
-            // SAFETY: GIL held; objects live.
-            Some(a) => unsafe { vectorcall(api, m, &a.objs, kwnames) },
-            None => NULL,
-        };
+        // SAFETY: GIL held; `args` valid; objects live for the call.
+        let r = unsafe { with_args(api, NULL, args, nargs as usize, |objs| vectorcall(api, m, objs, kwnames)) }.unwrap_or(NULL);
         // SAFETY: our reference.
         unsafe { (api.Py_DecRef)(m) };
         finish(&e, r, out, scratch, cap)

@@ -36,6 +36,8 @@ thread_local! {
 pub struct Entry {
     rt: &'static Runtime,
     fp: fp::FpState,
+    /// This thread's GIL record (one TLS lookup per entry; also makes `Entry` !Send).
+    thread: *const ThreadGil,
 }
 
 impl Entry {
@@ -62,12 +64,12 @@ pub fn enter() -> Option<Entry> {
         return None;
     };
     let fp = fp::mask_traps();
-    THREAD.with(|t| {
+    let thread = THREAD.with(|t| {
         t.lisp_fp.set(Some(fp));
         let depth = t.depth.get();
         if depth > 0 && t.generation.get() == rt.generation {
             t.depth.set(depth + 1);
-            return;
+            return t as *const ThreadGil;
         }
         let api = &rt.api;
         if t.generation.get() == rt.generation && !t.tstate.get().is_null() {
@@ -86,25 +88,27 @@ pub fn enter() -> Option<Entry> {
             t.generation.set(rt.generation);
         }
         t.depth.set(1);
+        t as *const ThreadGil
     });
     if PENDING.load(Ordering::Relaxed) != 0 {
         drain_decrefs(&rt.api, rt.generation);
     }
-    Some(Entry { rt, fp })
+    Some(Entry { rt, fp, thread })
 }
 
 impl Drop for Entry {
     #[inline]
     fn drop(&mut self) {
-        THREAD.with(|t| {
-            let depth = t.depth.get();
-            if depth == 1 {
-                // SAFETY: this thread holds the GIL (depth 1 means our entry took it).
-                let ts = unsafe { (self.rt.api.PyEval_SaveThread)() };
-                t.tstate.set(ts);
-            }
-            t.depth.set(depth.saturating_sub(1));
-        });
+        // SAFETY: the record is this thread's thread-local, alive while the thread runs, and
+        // an `Entry` never leaves the thread that made it (it is !Send).
+        let t = unsafe { &*self.thread };
+        let depth = t.depth.get();
+        if depth == 1 {
+            // SAFETY: this thread holds the GIL (depth 1 means our entry took it).
+            let ts = unsafe { (self.rt.api.PyEval_SaveThread)() };
+            t.tstate.set(ts);
+        }
+        t.depth.set(depth.saturating_sub(1));
         fp::restore(self.fp);
     }
 }
@@ -207,7 +211,8 @@ export! {
             return crate::P4S_ERROR;
         }
         let fp = fp::mask_traps();
-        drop(Entry { rt, fp });
+        let thread = THREAD.with(|t| t as *const ThreadGil);
+        drop(Entry { rt, fp, thread });
         crate::P4S_OK
     }
 }

@@ -160,10 +160,12 @@ pub(crate) unsafe fn to_value(
         } else if t == api.PyFloat_Type {
             out.tag = P4S_FLOAT;
             out.a = (api.PyFloat_AsDouble)(o).to_bits() as i64;
+        } else if t == api.PyUnicode_Type {
+            return str_value(e, o, out, scratch, cap);
         } else if t == api.PyBool_Type {
             out.tag = P4S_BOOL;
             out.a = i64::from(o == api._Py_TrueStruct);
-        } else if has_flag(api, t, Py_TPFLAGS_LONG_SUBCLASS) {
+        } else if t == api.PyLong_Type || has_flag(api, t, Py_TPFLAGS_LONG_SUBCLASS) {
             let mut overflow = 0;
             let i = (api.PyLong_AsLongLongAndOverflow)(o, &mut overflow);
             if overflow != 0 {
@@ -226,6 +228,40 @@ pub(crate) unsafe fn to_value(
             }
             (api.Py_IncRef)(o);
             *out = P4sValue::obj(tag, o, len);
+        }
+    }
+    P4S_OK
+}
+
+/// Packs a str: copied into `scratch` when it fits, else a new reference (GIL held).
+///
+/// # Safety
+/// As for [`to_value`]; `o` is a str.
+#[inline]
+unsafe fn str_value(
+    e: &Entry,
+    o: *mut PyObject,
+    out: &mut P4sValue,
+    scratch: *mut u32,
+    cap: i64,
+) -> i32 {
+    let api = e.api();
+    // SAFETY: GIL held; `o` is a live str; `scratch` has room for `cap` code points.
+    unsafe {
+        let len = (api.PyUnicode_GetLength)(o) as i64;
+        if len >= 0 && len <= cap && !scratch.is_null() {
+            if len > 0 && (api.PyUnicode_AsUCS4)(o, scratch, cap as isize, 0).is_null() {
+                return take_python_error(e);
+            }
+            *out = P4sValue {
+                tag: P4S_STR,
+                aux: 1,
+                a: 0,
+                b: len,
+            };
+        } else {
+            (api.Py_IncRef)(o);
+            *out = P4sValue::obj(P4S_STR, o, len);
         }
     }
     P4S_OK
