@@ -1,0 +1,38 @@
+# py4cl2-cffi — the two entry points are `make demo` and `make test` (see README.md).
+
+CARGO ?= cargo
+export PY4CL2_CFFI_SHIM := $(CURDIR)/target/release/libpy4cl2_cffi_shim.so
+DEMO_CONFIG := $(CURDIR)/target/demo-config.toml
+
+.PHONY: demo test setup venvs rust-checks rust-tests lisp-matrix bench
+
+## Start Python from Lisp and do real work (math, strings, a dict, an error caught, numpy).
+demo: setup
+	@venv=$$(tools/make-venvs.sh 3.12 | cut -d' ' -f2); \
+	  [ -n "$$venv" ] || venv=$$(tools/make-venvs.sh | tail -1 | cut -d' ' -f2); \
+	  PY4CL2_CFFI_CONFIG=$(DEMO_CONFIG) target/release/py4cl2-cffi-config use "$$venv" && \
+	  PY4CL2_CFFI_CONFIG=$(DEMO_CONFIG) sbcl --script lisp/demo.lisp
+
+## Every test: formatting and lints, the Rust suites against every interpreter, the Lisp matrix.
+test: setup venvs rust-checks rust-tests lisp-matrix
+
+setup:
+	tools/setup.sh
+
+venvs:
+	tools/make-venvs.sh > /dev/null
+
+rust-checks:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets --quiet -- -D warnings
+
+rust-tests:
+	PY4CL2_CFFI_REQUIRE_ALL=1 $(CARGO) test --release --workspace
+
+lisp-matrix:
+	matrix/run.sh
+
+## Benchmarks: the Rust floor per interpreter, then the Lisp benchmarks.
+bench: setup
+	target/release/floor-bench
+	sbcl --script bench/lisp/bench.lisp
