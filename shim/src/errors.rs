@@ -27,6 +27,17 @@ pub fn set_last_error(msg: &str) {
 /// [`P4S_ERROR`].
 pub fn take_python_error(e: &Entry) -> i32 {
     let api = e.api();
+    if let Some(get_raised) = api.PyErr_GetRaisedException {
+        // 3.12+: the exception is one normalised object with its traceback attached.
+        // SAFETY: GIL held; returns a new reference or NULL.
+        let v = unsafe { get_raised() };
+        if v.is_null() {
+            set_last_error("a C-API call failed without setting a Python exception");
+            return P4S_ERROR;
+        }
+        keep_exception(e, v);
+        return P4S_PYERROR;
+    }
     let (mut t, mut v, mut tb) = (
         std::ptr::null_mut(),
         std::ptr::null_mut(),
