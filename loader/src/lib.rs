@@ -12,6 +12,8 @@ pub mod arena;
 pub mod elf;
 pub mod ffi_types;
 mod lifecycle;
+#[cfg(target_os = "macos")]
+mod macos;
 pub mod maps;
 pub mod tsd;
 

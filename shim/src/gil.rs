@@ -23,6 +23,32 @@ struct ThreadGil {
     depth: Cell<u32>,
 }
 
+impl Drop for ThreadGil {
+    /// A thread that entered Python is ending: give its thread state back to Python (the one
+    /// `PyGILState_Ensure` reference we kept). The starting thread's main state is only
+    /// decremented, never deleted, by the same call.
+    fn drop(&mut self) {
+        // SAFETY: only the generation is compared; the runtime is not touched if it changed.
+        let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
+            return;
+        };
+        let ts = self.tstate.get();
+        if self.generation.get() != rt.generation || ts.is_null() || self.depth.get() != 0 {
+            return;
+        }
+        // SAFETY: the state belongs to this thread and this interpreter, and this thread does
+        // not hold the GIL (depth 0). Release with PyGILState_UNLOCKED (1) undoes our Ensure:
+        // the state is deleted (and the GIL dropped) when that was its last use.
+        unsafe {
+            (rt.api.PyEval_RestoreThread)(ts);
+            (rt.api.PyGILState_Release)(1);
+            if (rt.api.PyGILState_Check)() != 0 {
+                (rt.api.PyEval_SaveThread)();
+            }
+        }
+    }
+}
+
 thread_local! {
     static THREAD: ThreadGil = const { ThreadGil {
         lisp_fp: Cell::new(None),
