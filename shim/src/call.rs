@@ -331,6 +331,47 @@ unsafe fn cstring(p: *const c_char, len: i64) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// Checks a (non-NULL) object argument and copies a name argument NUL-terminated; on bad input
+/// records a shim error naming the function `what` and returns `None`.
+///
+/// # Safety
+/// `name` valid for `len` bytes.
+unsafe fn obj_and_name(obj: PyObj, name: *const c_char, len: i64, what: &str) -> Option<Vec<u8>> {
+    if obj.is_null() {
+        set_last_error(&format!("{what}: NULL object"));
+        return None;
+    }
+    // SAFETY: caller's contract.
+    let n = unsafe { cstring(name, len) };
+    if n.is_none() {
+        set_last_error(&format!("{what}: NULL name or NUL inside it"));
+    }
+    n
+}
+
+/// Checks `obj` and makes the key object from a packed `key` (a new reference), or the status
+/// to return (-2 for NULL arguments, -1 when Python refused the key).
+///
+/// # Safety
+/// `key`, if not NULL, points to a valid packed value.
+unsafe fn key_object(
+    e: &Entry,
+    obj: PyObj,
+    key: *const P4sValue,
+    what: &str,
+) -> Result<PyObj, i32> {
+    if obj.is_null() || key.is_null() {
+        set_last_error(&format!("{what}: NULL argument"));
+        return Err(P4S_ERROR);
+    }
+    // SAFETY: GIL held (inside an entry); `key` valid (caller's contract).
+    let k = unsafe { from_value(e.api(), &*key) };
+    if k.is_null() {
+        return Err(take_python_error(e));
+    }
+    Ok(k)
+}
+
 /// `__main__.__dict__` (borrowed; GIL held).
 pub(crate) fn main_dict(api: &Api) -> PyObj {
     // SAFETY: GIL held; AddModule returns a borrowed module, GetDict a borrowed dict.
@@ -457,14 +498,9 @@ export! {
     fn p4s_getattr_value(obj: *mut PyObject, name: *const c_char, len: i64, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         // SAFETY: `name` valid for `len`.
-        let Some(n) = (unsafe { cstring(name, len) }) else {
-            set_last_error("p4s_getattr_value: NULL name or NUL inside it");
+        let Some(n) = (unsafe { obj_and_name(obj, name, len, "p4s_getattr_value") }) else {
             return P4S_ERROR;
         };
-        if obj.is_null() {
-            set_last_error("p4s_getattr_value: NULL object");
-            return P4S_ERROR;
-        }
         // SAFETY: GIL held; `obj` live.
         let r = unsafe { (e.api().PyObject_GetAttrString)(obj, n.as_ptr().cast()) };
         finish(&e, r, out, scratch, cap)
@@ -476,14 +512,9 @@ export! {
     fn p4s_getattr(obj: *mut PyObject, name: *const c_char, len: i64) -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
         // SAFETY: `name` valid for `len`.
-        let Some(n) = (unsafe { cstring(name, len) }) else {
-            set_last_error("p4s_getattr: NULL name or NUL inside it");
+        let Some(n) = (unsafe { obj_and_name(obj, name, len, "p4s_getattr") }) else {
             return NULL;
         };
-        if obj.is_null() {
-            set_last_error("p4s_getattr: NULL object");
-            return NULL;
-        }
         // SAFETY: GIL held; `obj` live.
         let r = unsafe { (e.api().PyObject_GetAttrString)(obj, n.as_ptr().cast()) };
         if r.is_null() {
@@ -500,14 +531,9 @@ export! {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
         // SAFETY: `name` valid for `len`.
-        let Some(n) = (unsafe { cstring(name, len) }) else {
-            set_last_error("p4s_setattr: NULL name or NUL inside it");
+        let Some(n) = (unsafe { obj_and_name(obj, name, len, "p4s_setattr") }) else {
             return P4S_ERROR;
         };
-        if obj.is_null() {
-            set_last_error("p4s_setattr: NULL object");
-            return P4S_ERROR;
-        }
         let v = if value.is_null() { NULL } else {
             // SAFETY: GIL held; `value` valid.
             let v = unsafe { from_value(api, &*value) };
@@ -529,15 +555,11 @@ export! {
     fn p4s_getitem(obj: *mut PyObject, key: *const P4sValue, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
-        if obj.is_null() || key.is_null() {
-            set_last_error("p4s_getitem: NULL argument");
-            return P4S_ERROR;
-        }
-        // SAFETY: GIL held; `key` valid.
-        let k = unsafe { from_value(api, &*key) };
-        if k.is_null() {
-            return take_python_error(&e);
-        }
+        // SAFETY: `key` valid (caller's contract).
+        let k = match unsafe { key_object(&e, obj, key, "p4s_getitem") } {
+            Ok(k) => k,
+            Err(st) => return st,
+        };
         // SAFETY: GIL held.
         let r = unsafe { (api.PyObject_GetItem)(obj, k) };
         // SAFETY: our reference.
@@ -552,15 +574,11 @@ export! {
     fn p4s_setitem(obj: *mut PyObject, key: *const P4sValue, value: *const P4sValue) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
-        if obj.is_null() || key.is_null() {
-            set_last_error("p4s_setitem: NULL argument");
-            return P4S_ERROR;
-        }
-        // SAFETY: GIL held; `key` valid.
-        let k = unsafe { from_value(api, &*key) };
-        if k.is_null() {
-            return take_python_error(&e);
-        }
+        // SAFETY: `key` valid (caller's contract).
+        let k = match unsafe { key_object(&e, obj, key, "p4s_setitem") } {
+            Ok(k) => k,
+            Err(st) => return st,
+        };
         let rc = if value.is_null() {
             // SAFETY: GIL held.
             unsafe { (api.PyObject_DelItem)(obj, k) }

@@ -138,6 +138,15 @@ export! {
     }
 }
 
+/// The pointer to a kept C string, or NULL.
+fn ptr_of(slot: &Mutex<Option<CString>>) -> *const c_char {
+    slot.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .map(|c| c.as_ptr())
+        .unwrap_or(std::ptr::null())
+}
+
 fn json_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -155,12 +164,7 @@ export! {
     /// The report of the last `p4s_stop` as JSON: `libpython`, `pinned`, `reason`, `unloaded`
     /// and `remaining` (file lists). Borrowed until the next stop; NULL before any stop.
     fn p4s_stop_report() -> *const c_char, on_panic = std::ptr::null(), {
-        REPORT
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|c| c.as_ptr())
-            .unwrap_or(std::ptr::null())
+        ptr_of(&REPORT)
     }
 }
 
@@ -183,12 +187,7 @@ export! {
     /// The running (or last started) Python's version as `X.Y.Z` (borrowed, static until the
     /// next start); NULL before any start.
     fn p4s_version() -> *const c_char, on_panic = std::ptr::null(), {
-        VERSION
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|c| c.as_ptr())
-            .unwrap_or(std::ptr::null())
+        ptr_of(&VERSION)
     }
 }
 

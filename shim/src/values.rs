@@ -178,21 +178,7 @@ pub(crate) unsafe fn to_value(
                 out.a = i;
             }
         } else if has_flag(api, t, Py_TPFLAGS_UNICODE_SUBCLASS) {
-            let len = (api.PyUnicode_GetLength)(o) as i64;
-            if len >= 0 && len <= cap && !scratch.is_null() {
-                if len > 0 && (api.PyUnicode_AsUCS4)(o, scratch, cap as isize, 0).is_null() {
-                    return take_python_error(e);
-                }
-                *out = P4sValue {
-                    tag: P4S_STR,
-                    aux: 1,
-                    a: 0,
-                    b: len,
-                };
-            } else {
-                (api.Py_IncRef)(o);
-                *out = P4sValue::obj(P4S_STR, o, len);
-            }
+            return str_value(e, o, out, scratch, cap);
         } else if t == api.PyComplex_Type || (api.PyType_IsSubtype)(t, api.PyComplex_Type) != 0 {
             out.tag = P4S_COMPLEX;
             out.a = (api.PyComplex_RealAsDouble)(o).to_bits() as i64;
