@@ -4,7 +4,7 @@ CARGO ?= cargo
 export PY4CL2_CFFI_SHIM := $(CURDIR)/target/release/libpy4cl2_cffi_shim.so
 DEMO_CONFIG := $(CURDIR)/target/demo-config.toml
 
-.PHONY: demo test setup venvs rust-checks rust-tests lisp-matrix bench
+.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix bench
 
 ## Start Python from Lisp and do real work (math, strings, a dict, an error caught, numpy).
 demo: setup
@@ -13,8 +13,9 @@ demo: setup
 	  PY4CL2_CFFI_CONFIG=$(DEMO_CONFIG) target/release/py4cl2-cffi-config use "$$venv" && \
 	  PY4CL2_CFFI_CONFIG=$(DEMO_CONFIG) sbcl --script lisp/demo.lisp
 
-## Every test: formatting and lints, the Rust suites against every interpreter, the Lisp matrix.
-test: setup venvs rust-checks rust-tests lisp-matrix
+## Every test: formatting and lints, the CI workflow's lint, the Rust suites against every
+## interpreter, the Lisp matrix.
+test: setup venvs rust-checks lint-workflows rust-tests lisp-matrix
 
 setup:
 	tools/setup.sh
@@ -25,6 +26,9 @@ venvs:
 rust-checks:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets --quiet -- -D warnings
+
+lint-workflows:
+	tools/lint-workflows.sh
 
 rust-tests:
 	PY4CL2_CFFI_REQUIRE_ALL=1 $(CARGO) test --release --workspace

@@ -10,11 +10,18 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 lisp=${LISP:-sbcl}
 cli="$root/target/release/py4cl2-cffi-config"
-shim="$root/target/release/libpy4cl2_cffi_shim.so"
+case "$(uname -s)" in
+  Darwin) shim="$root/target/release/libpy4cl2_cffi_shim.dylib" ;;
+  *)      shim="$root/target/release/libpy4cl2_cffi_shim.so" ;;
+esac
 [ -x "$cli" ] && [ -f "$shim" ] || { echo "matrix: build first (cargo build --release --workspace)" >&2; exit 2; }
 out="$root/target/matrix"
 mkdir -p "$out"
-shim_sum=$(sha256sum "$shim" | cut -c1-16)
+if command -v sha256sum >/dev/null; then
+  shim_sum=$(sha256sum "$shim" | cut -c1-16)
+else
+  shim_sum=$(shasum -a 256 "$shim" | cut -c1-16)
+fi
 
 mapfile -t venvs < <(tools/make-venvs.sh "$@")
 if [ ${#venvs[@]} -eq 0 ]; then

@@ -68,15 +68,16 @@ fn path_prints_the_config_file() {
 
 #[test]
 fn use_a_version_writes_the_config_and_print_configuration_shows_it() {
-    let Some(python) = pyenv_python("3.12.1") else {
+    let Some(python) = pyenv_python("3.12") else {
         return;
     };
-    let prefix = pyenv_root().join("versions/3.12.1");
+    let v312 = pyenv_version("3.12").unwrap();
+    let prefix = pyenv_root().join("versions").join(&v312);
     let dir = tempfile::tempdir().unwrap();
     let out = run(&mut cli(dir.path()), &["use", "3.12"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("using python 3.12.1 (pyenv)"),
+        stdout(&out).contains(&format!("using python {v312} (pyenv)")),
         "{}",
         stdout(&out)
     );
@@ -84,12 +85,14 @@ fn use_a_version_writes_the_config_and_print_configuration_shows_it() {
     let text = std::fs::read_to_string(config_of(dir.path())).unwrap();
     assert!(text.contains("schema = 1"), "{text}");
     assert!(text.contains("[interpreter]"), "{text}");
-    assert!(text.contains("version = \"3.12.1\""), "{text}");
+    assert!(text.contains(&format!("version = \"{v312}\"")), "{text}");
     assert!(text.contains("[[discovered]]"), "{text}");
-    assert!(
-        text.contains("reason = \"older than 3.8\""),
-        "unusable ones are listed too: {text}"
-    );
+    if pyenv_version("3.7").is_some() || pyenv_version("2.7").is_some() {
+        assert!(
+            text.contains("reason = \"older than 3.8\""),
+            "unusable ones are listed too: {text}"
+        );
+    }
     let table: toml::Table = text.parse().unwrap();
     assert_eq!(
         table["interpreter"]["libpython"].as_str(),
@@ -100,7 +103,7 @@ fn use_a_version_writes_the_config_and_print_configuration_shows_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let shown = stdout(&out);
     for line in [
-        "version:       3.12.1 (cpython, pyenv)".to_string(),
+        format!("version:       {v312} (cpython, pyenv)"),
         format!("executable:    {}", python.display()),
         format!(
             "libpython:     {}",
@@ -128,7 +131,7 @@ fn use_a_version_writes_the_config_and_print_configuration_shows_it() {
 
     let out = run(&mut cli(dir.path()), &["print-configuration", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["version"], "3.12.1");
+    assert_eq!(v["version"], pyenv_version("3.12").unwrap());
     assert_eq!(v["kind"], "pyenv");
     assert_eq!(v["source"], "config file");
     assert_eq!(
@@ -144,7 +147,7 @@ fn use_a_version_writes_the_config_and_print_configuration_shows_it() {
         .filter(|l| l.starts_with('*'))
         .collect();
     assert_eq!(marked.len(), 1, "{}", stdout(&out));
-    assert!(marked[0].contains("3.12.1"));
+    assert!(marked[0].contains(&pyenv_version("3.12").unwrap()));
 }
 
 #[test]
@@ -164,7 +167,7 @@ fn use_a_range_picks_the_newest_match() {
 
 #[test]
 fn use_a_venv_folder_records_the_venv_python() {
-    let Some(python) = pyenv_python("3.12.1") else {
+    let Some(python) = pyenv_python("3.12") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -191,7 +194,7 @@ fn use_a_venv_folder_records_the_venv_python() {
 
 #[test]
 fn active_venv_and_conda_env_are_discovered() {
-    let Some(python) = pyenv_python("3.12.1") else {
+    let Some(python) = pyenv_python("3.12") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -244,8 +247,12 @@ fn bad_specs_write_nothing() {
 
     let out = run(&mut cli(d), &["use", "3.99"]);
     assert_bad_input(&out, "no usable python matches `3.99`; available: ");
-    if pyenv_python("3.12.1").is_some() {
-        assert!(stderr(&out).contains("3.12.1 (pyenv)"), "{}", stderr(&out));
+    if let Some(v312) = pyenv_version("3.12") {
+        assert!(
+            stderr(&out).contains(&format!("{v312} (pyenv)")),
+            "{}",
+            stderr(&out)
+        );
     }
 
     assert_bad_input(&run(&mut cli(d), &["use", "3.x"]), "is not a version");
@@ -292,7 +299,7 @@ fn bad_specs_write_nothing() {
         "its home /nowhere/bin does not exist",
     );
 
-    if let Some(old) = pyenv_python("3.7.16") {
+    if let Some(old) = pyenv_python("3.7") {
         assert_bad_input(
             &run(&mut cli(d), &["use", "3.7"]),
             "cannot be used: older than 3.8",
@@ -391,7 +398,7 @@ fn a_vanished_libpython_is_reported_and_unknown_keys_warn() {
 
 #[test]
 fn without_a_config_file_the_first_python3_on_path_is_shown() {
-    let Some(python) = pyenv_python("3.12.1") else {
+    let Some(python) = pyenv_python("3.12") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -405,7 +412,8 @@ fn without_a_config_file_the_first_python3_on_path_is_shown() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let shown = stdout(&out);
-    assert!(shown.contains("version:       3.12.1"), "{shown}");
+    let v312 = pyenv_version("3.12").unwrap();
+    assert!(shown.contains(&format!("version:       {v312}")), "{shown}");
     assert!(shown.contains("first usable python3 on PATH"), "{shown}");
     assert!(!config_of(dir.path()).exists());
 
