@@ -4,7 +4,7 @@ CARGO ?= cargo
 export PY4CL2_CFFI_SHIM := $(CURDIR)/target/release/libpy4cl2_cffi_shim.so
 DEMO_CONFIG := $(CURDIR)/target/demo-config.toml
 
-.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix bench
+.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix matrix-readme bench
 
 ## Start Python from Lisp and do real work (math, strings, a dict, an error caught, numpy).
 demo: setup
@@ -35,6 +35,10 @@ rust-tests:
 
 lisp-matrix:
 	matrix/run.sh
+
+## Refresh README.md's table from the last matrix run.
+matrix-readme:
+	matrix/readme-table.sh
 
 ## Benchmarks: the Rust floor per interpreter, then the Lisp benchmarks.
 bench: setup

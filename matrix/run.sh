@@ -4,11 +4,19 @@
 # result table and a final "N passed, N failed" line. Exit status 1 if anything failed.
 #
 # Usage: matrix/run.sh [X.Y ...]     (default: every version tools/make-venvs.sh finds)
-# Environment: LISP (default sbcl) — the Lisp implementation to run the suite with.
+# Environment: LISP — the Lisp implementations to run the suite with, space-separated
+# (default: "sbcl ecl", ECL only when installed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-lisp=${LISP:-sbcl}
+if [ -n "${LISP:-}" ]; then
+  lisps=$LISP
+elif command -v ecl >/dev/null; then
+  lisps="sbcl ecl"
+else
+  lisps="sbcl"
+  echo "matrix: SKIPPED ECL: not installed (apt-get install ecl)" >&2
+fi
 cli="$root/target/release/py4cl2-cffi-config"
 case "$(uname -s)" in
   Darwin) shim="$root/target/release/libpy4cl2_cffi_shim.dylib" ;;
@@ -31,6 +39,7 @@ fi
 
 total_pass=0; total_fail=0; total_skip=0
 rows=()
+for lisp in $lisps; do
 for line in "${venvs[@]}"; do
   xy=${line%% *}; venv=${line#* }
   config="$out/config-$xy.toml"
@@ -59,6 +68,7 @@ for line in "${venvs[@]}"; do
   rows+=("$(printf '%-6s %-8s %-5s %-7s %-40s %4ss' "$xy" "$version" "$lisp" "$result" "$summary" "$secs")")
   echo "matrix: $lisp on $version: $summary" >&2
 done
+done
 
 echo
 echo "py4cl2-cffi matrix — one shim build (sha256 $shim_sum…), $(uname -sm)"
@@ -71,7 +81,7 @@ for r in "${rows[@]}"; do echo "$r"; done
     read -r xy version lsp result rest <<<"$r"
     echo "| $xy | $version | $lsp | $result | ${rest% *} |"
   done
-} > "$out/table-$lisp.md"
+} > "$out/table.md"
 echo
 echo "$total_pass passed, $total_fail failed, $total_skip skipped"
 [ "$total_fail" = 0 ]

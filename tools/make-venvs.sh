@@ -8,7 +8,7 @@ root="${PY4CL2_CFFI_VENVS:-${XDG_CACHE_HOME:-$HOME/.cache}/py4cl2-cffi/venvs}"
 pyenv_root="${PYENV_ROOT:-$HOME/.pyenv}"
 mkdir -p "$root"
 want=("$@")
-for prefix in "$pyenv_root"/versions/3.*; do
+for prefix in $(printf '%s\n' "$pyenv_root"/versions/3.* | sort -V); do
   [ -x "$prefix/bin/python3" ] || continue
   xy=$("$prefix/bin/python3" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
   case "$xy" in 3.8|3.9|3.10|3.11|3.12|3.13) ;; *) continue ;; esac

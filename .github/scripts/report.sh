@@ -16,7 +16,7 @@ lines=$(cat "$dir"/*/shim.txt 2>/dev/null | sort -t'|' -k1,1 -k2,2V -k3,3) || tr
     echo "| $os | $xy | $lisp | \`${sum:0:16}…\` | $version |"
   done <<<"$lines"
   echo
-  for table in "$dir"/*/table-*.md; do
+  for table in "$dir"/*/table.md; do
     [ -f "$table" ] || continue
     echo "### $(basename "$(dirname "$table")")"
     cat "$table"

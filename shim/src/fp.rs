@@ -3,7 +3,9 @@
 //! Lisp implementations (SBCL) run with overflow, invalid and divide-by-zero traps enabled;
 //! numpy relies on IEEE semantics and produces inf/NaN freely. Every entry into Python saves
 //! the control register, masks all traps, and restores the saved value (which also drops the
-//! sticky flags Python raised) on the way out.
+//! sticky flags Python raised) on the way out. On x86-64 that is both MXCSR (SSE) and the x87
+//! control word: SBCL unmasks x87 traps too, and numpy's long-double code (e.g. at import on
+//! numpy 1.24) runs on the x87 unit.
 
 /// The saved floating-point control state of the caller.
 #[derive(Clone, Copy, Debug)]
@@ -29,29 +31,43 @@ pub fn remask() {
     write(masked(read()));
 }
 
+// x86-64 state word: MXCSR in the low 32 bits, the x87 control word in bits 32..48.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn masked(v: u64) -> u64 {
     // MXCSR bits 7..12 are the exception masks (IM DM ZM OM UM PM); bits 0..5 the sticky flags.
-    (v | 0x1f80) & !0x3f
+    let mxcsr = (v as u32 | 0x1f80) & !0x3f;
+    // x87 control word bits 0..5 are the same six masks.
+    let fcw = ((v >> 32) as u16) | 0x3f;
+    u64::from(mxcsr) | (u64::from(fcw) << 32)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn read() -> u64 {
-    let mut v: u32 = 0;
-    // SAFETY: stmxcsr stores the 32-bit MXCSR into a valid, aligned local.
-    unsafe { std::arch::asm!("stmxcsr [{}]", in(reg) &mut v, options(nostack, preserves_flags)) };
-    u64::from(v)
+    let mut mxcsr: u32 = 0;
+    let mut fcw: u16 = 0;
+    // SAFETY: stmxcsr and fnstcw store into valid, aligned locals and change no state.
+    unsafe {
+        std::arch::asm!("stmxcsr [{}]", in(reg) &mut mxcsr, options(nostack, preserves_flags));
+        std::arch::asm!("fnstcw [{}]", in(reg) &mut fcw, options(nostack, preserves_flags));
+    }
+    u64::from(mxcsr) | (u64::from(fcw) << 32)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn write(v: u64) {
-    let v = v as u32;
-    // SAFETY: ldmxcsr loads a value whose reserved bits are zero (we only change mask and flag
-    // bits of a value read from MXCSR).
-    unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &v, options(nostack, preserves_flags)) };
+    let mxcsr = v as u32;
+    let fcw = (v >> 32) as u16;
+    // SAFETY: both values were read from the registers and only their mask and flag bits were
+    // changed, so reserved bits stay as the CPU had them. Loading the x87 control word with
+    // pending x87 exceptions unmasked could fault on the next x87 instruction, as it would
+    // have in the caller anyway; we never unmask anything the caller had masked.
+    unsafe {
+        std::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack, preserves_flags));
+        std::arch::asm!("fldcw [{}]", in(reg) &fcw, options(nostack, preserves_flags));
+    }
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -97,14 +113,16 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn masks_and_restores() {
         let orig = read();
-        // Unmask divide-by-zero as SBCL does, then check mask/restore round-trips.
-        write(orig & !0x200);
+        // Unmask divide-by-zero in SSE and x87 as SBCL does, then check mask/restore.
+        write(orig & !0x200 & !(0x4u64 << 32));
         let s = mask_traps();
         assert_eq!(read() & 0x1f80, 0x1f80);
+        assert_eq!((read() >> 32) & 0x3f, 0x3f, "x87 masks set");
         let x = std::hint::black_box(1.0f64) / std::hint::black_box(0.0f64);
         assert!(x.is_infinite());
         restore(s);
         assert_eq!(read() & 0x200, 0);
+        assert_eq!((read() >> 32) & 0x4, 0, "x87 divide-by-zero unmasked again");
         write(orig);
     }
 }

@@ -1,0 +1,53 @@
+;;;; ASDF systems of py4cl2-cffi: the configuration, the library, the single-threaded variant and the tests.
+
+(defsystem "py4cl2-cffi/config"
+  :description "Which Python py4cl2-cffi embeds, as the config crate resolves it."
+  :license "MIT"
+  :depends-on ("cffi")
+  :serial t
+  :pathname "src/"
+  :components ((:file "config-package")
+               (:file "library")
+               (:file "json")
+               (:file "config")))
+
+(defsystem "py4cl2-cffi"
+  :description "Embed CPython 3.8-3.13 in Lisp through the py4cl2-cffi shim (a Rust cdylib)."
+  :license "MIT"
+  :version "0.2.0"
+  :depends-on ("py4cl2-cffi/config" "cffi" "alexandria" "trivial-garbage" "bordeaux-threads")
+  :serial t
+  :pathname "src/"
+  :components ((:file "package")
+               (:file "ffi")
+               (:file "conditions")
+               (:file "gil")
+               (:file "wrappers")
+               (:file "lispify")
+               (:file "pythonize")
+               (:file "lifecycle")
+               (:file "call")
+               (:file "output")
+               (:file "eval")
+               (:file "extras"))
+  :in-order-to ((test-op (test-op "py4cl2-cffi/tests"))))
+
+(defsystem "py4cl2-cffi/single-threaded"
+  :description "py4cl2-cffi for code that must call Python from one thread only (same API)."
+  :depends-on ("py4cl2-cffi"))
+
+(defsystem "py4cl2-cffi/tests"
+  :description "The fiveam suite of py4cl2-cffi, run against a real Python."
+  :depends-on ("py4cl2-cffi" "fiveam")
+  :serial t
+  :pathname "tests/"
+  :components ((:file "package")
+               (:file "numpy")
+               (:file "lifecycle")
+               (:file "calling")
+               (:file "conversions")
+               (:file "errors")
+               (:file "output")
+               (:file "runtime")
+               (:file "restart"))
+  :perform (test-op (o c) (uiop:symbol-call :py4cl2-cffi/tests :run-suite)))

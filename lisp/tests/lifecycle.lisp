@@ -1,0 +1,72 @@
+;;;; Tests: starting, stopping, autostart, init codes, version info, configuration.
+
+(in-package :py4cl2-cffi/tests)
+(fiveam:in-suite :py4cl2-cffi)
+
+(fiveam:test start-and-alive
+  (pystart)
+  (fiveam:is (python-alive-p))
+  (fiveam:is (null (pystart)) "a second pystart does nothing and returns NIL")
+  (fiveam:is (equal 42 (pycall "int" "42"))))
+
+(fiveam:test version-info
+  (let ((v (pyversion-info)))
+    (fiveam:is (= 3 (first v)))
+    (fiveam:is (<= 8 (second v) 13))
+    (fiveam:is (every #'integerp (subseq v 0 3)))
+    (fiveam:is (equal (format nil "~D.~D" (first v) (second v))
+                      (raw-pyeval "'%d.%d' % __import__('sys').version_info[:2]")))))
+
+(fiveam:test stop-then-autostart
+  (pystart)
+  (fiveam:is (eq t (pystop)))
+  (fiveam:is (not (python-alive-p)))
+  (fiveam:is (null (pystop)) "pystop when stopped returns NIL")
+  ;; First use starts Python again.
+  (fiveam:is (equal "7" (pycall "str" 7)))
+  (fiveam:is (python-alive-p))
+  (fiveam:is (null (python-start-if-not-alive))))
+
+(fiveam:test additional-init-codes
+  (let ((*additional-init-codes* (list "init_marker = 'ran'" "init_marker2 = init_marker * 2")))
+    (pystop)
+    (pystart)
+    (fiveam:is (equal "ran" (pyvalue "init_marker")))
+    (fiveam:is (equal "ranran" (pyvalue "init_marker2"))))
+  (pystop)
+  (pystart)
+  (fiveam:signals pyerror (pyvalue "init_marker") "a fresh start has no old names"))
+
+(fiveam:test bad-interpreter-spec
+  (pystop)
+  (let ((c (handler-case (progn (pystart :python "2.1") nil)
+             (python-start-error (e) e))))
+    (fiveam:is (typep c 'python-start-error))
+    (fiveam:is (plusp (length (princ-to-string c)))))
+  (fiveam:is (not (python-alive-p)))
+  (pystart)
+  (fiveam:is (python-alive-p)))
+
+(fiveam:test stop-refused-inside-gil
+  (pystart)
+  (fiveam:signals python-stop-error (with-python-gil (pystop)))
+  (fiveam:is (python-alive-p))
+  (fiveam:is (= 2 (pycall "len" "ab"))))
+
+(fiveam:test configuration
+  (fiveam:is (stringp py4cl2-cffi/config:*python-executable-path*))
+  (fiveam:is (probe-file py4cl2-cffi/config:*python-executable-path*))
+  (fiveam:is (consp py4cl2-cffi/config:*python-ldflags*))
+  (fiveam:is (some (lambda (f) (search "-lpython3" f)) py4cl2-cffi/config:*python-ldflags*))
+  (fiveam:is (consp py4cl2-cffi/config:*python-includes*))
+  (fiveam:is (stringp py4cl2-cffi/config:*python-site-packages-path*))
+  (let ((text (with-output-to-string (s) (py4cl2-cffi/config:print-configuration s))))
+    (fiveam:is (search "version:" text))
+    (fiveam:is (search "libpython" text)))
+  (fiveam:signals error (py4cl2-cffi/config:python-facts "9.99")))
+
+(fiveam:test configuration-matches-running-python
+  (pystart)
+  (let ((v (pyversion-info)))
+    (fiveam:is (eql 0 (search (format nil "~D.~D." (first v) (second v))
+                              py4cl2-cffi/config:*python-version*)))))

@@ -1,0 +1,27 @@
+;;;; Child: after `import numpy` the process is pinned: another version is refused with a clear
+;;;; condition, the same interpreter starts again and keeps working.
+
+(load (merge-pathnames "prelude.lisp" *load-truename*))
+(in-package :py4cl2-cffi)
+
+(let ((a (uiop:getenv "P4T_A")) (b (uiop:getenv "P4T_B")) (warned nil))
+  (pystart :python a)
+  (import-module "numpy" :as "np")
+  (format t "numpy sum: ~A~%" (pycall "np.sum" #(1d0 2d0 3d0)))
+  (handler-bind ((warning (lambda (w) (setf warned (princ-to-string w)) (muffle-warning w))))
+    (pystop))
+  (format t "stop warned: ~A~%" warned)
+  (unless warned (error "no warning about the pin"))
+  (let ((c (handler-case (progn (pystart :python b) nil)
+             (python-pinned-error (e) e))))
+    (unless c (error "starting ~A after numpy pinned ~A was not refused" b a))
+    (format t "refused: ~A~%" c)
+    (unless (python-alive-p) (format t "not running after the refusal: good~%")))
+  (pystart :python a)
+  (format t "restarted same: ~A ~A~%" (pyversion-info) (pycall "str" 123))
+  (unless (equal "123" (pycall "str" 123)) (error "wrong result"))
+  (let ((c (handler-case (progn (import-module "numpy") :imported) (pyerror (e) e))))
+    (format t "numpy again: ~A~%" c))
+  (format t "still usable: ~A~%" (pycall "math.sqrt" 16))
+  (pystop))
+(format t "PIN-OK~%")

@@ -1,0 +1,21 @@
+;;;; Child: pystop + pystart of several Python versions in one SBCL process (no numpy import).
+
+(load (merge-pathnames "prelude.lisp" *load-truename*))
+(in-package :py4cl2-cffi)
+
+(let ((specs (uiop:split-string (uiop:getenv "P4T_SPECS") :separator ";")))
+  (dotimes (round 2)
+    (dolist (spec specs)
+      (pystart :python spec)
+      (let* ((v (pyversion-info))
+             (exe (raw-pyeval "__import__('sys').executable"))
+             (work (list (pycall "math.factorial" 20) (pycall "str" "ok") (pycall "json.dumps" '(1 2))
+                         (pycall "sum" #(1 2 3)))))
+        (format t "round ~D: ~A -> Python ~{~A~^.~} ~A ~S~%" round spec (subseq v 0 3) exe work)
+        (unless (equal work '(2432902008176640000 "ok" "[1, 2]" 6))
+          (error "wrong results ~S" work))
+        (unless (search (string-right-trim "/" spec) exe)
+          (error "started ~A, not ~A" exe spec)))
+      (handler-bind ((warning (lambda (w) (error "unexpected pin: ~A" w))))
+        (pystop)))))
+(format t "SWITCH-OK~%")
