@@ -29,12 +29,19 @@
                (:file "call")
                (:file "output")
                (:file "eval")
+               (:file "arrays")
+               (:file "callbacks")
+               (:file "lisp-objects")
+               (:file "chain")
+               (:file "modules")
                (:file "extras"))
   :in-order-to ((test-op (test-op "py4cl2-cffi/tests"))))
 
 (defsystem "py4cl2-cffi/single-threaded"
   :description "py4cl2-cffi for code that must call Python from one thread only (same API)."
-  :depends-on ("py4cl2-cffi"))
+  :depends-on ("py4cl2-cffi")
+  :pathname "src/"
+  :components ((:file "single-threaded")))
 
 (defsystem "py4cl2-cffi/tests"
   :description "The fiveam suite of py4cl2-cffi, run against a real Python."
@@ -43,11 +50,17 @@
   :pathname "tests/"
   :components ((:file "package")
                (:file "numpy")
+               (:file "arrays")
+               (:file "plotting")
                (:file "lifecycle")
                (:file "calling")
                (:file "conversions")
                (:file "errors")
                (:file "output")
                (:file "runtime")
-               (:file "restart"))
+               (:file "restart")
+               (:file "callbacks")
+               (:file "modules")
+               (:file "objects")
+               (:file "images"))
   :perform (test-op (o c) (uiop:symbol-call :py4cl2-cffi/tests :run-suite)))
