@@ -67,6 +67,34 @@ unsafe extern "C" fn capsule_destructor(capsule: *mut PyObject) {
     }
 }
 
+const CONDITION_CAPSULE: &std::ffi::CStr = c"py4cl2_cffi.lisp_condition";
+
+/// Destructor of the capsule a `LispError` carries: Python dropped the exception, so the Lisp
+/// side may forget the condition stored under the handle.
+unsafe extern "C" fn condition_destructor(capsule: *mut PyObject) {
+    // SAFETY: called by Python with the GIL held for our capsule, whose pointer was made by
+    // `Box::into_raw` in `p4s_error_set_lisp` and is freed only here.
+    unsafe {
+        let Some(rt) = py4cl2_cffi_loader::current() else {
+            return;
+        };
+        let p =
+            (rt.api.PyCapsule_GetPointer)(capsule, CONDITION_CAPSULE.as_ptr()) as *mut (i64, u64);
+        if p.is_null() {
+            (rt.api.PyErr_Clear)();
+            return;
+        }
+        let (handle, generation) = *Box::from_raw(p);
+        let release = RELEASE.load(Ordering::Acquire);
+        if release != 0 && generation == rt.generation {
+            let f: ReleaseFn = std::mem::transmute::<usize, ReleaseFn>(release);
+            let prev = gil::callback_enter(rt);
+            with_lisp_fp(|| f(handle));
+            gil::callback_exit(prev);
+        }
+    }
+}
+
 /// Runs `f` with the Lisp caller's floating-point state, then masks traps again.
 fn with_lisp_fp<R>(f: impl FnOnce() -> R) -> R {
     match gil::lisp_fp() {
@@ -213,7 +241,9 @@ export! {
 export! {
     /// Inside a callback: raises `py4cl2_cffi.LispError(message)` in Python carrying the Lisp
     /// `handle` of the condition (attribute `lisp_handle`), then the callback returns NULL.
-    /// When that exception comes back to Lisp, `p4s_error_lisp_handle` returns the handle.
+    /// When that exception comes back to Lisp, `p4s_error_lisp_handle` returns the handle; when
+    /// Python drops the exception (swallowed, or cleared after Lisp read it), the registered
+    /// release handler is called with `handle`, so Lisp can forget the condition.
     fn p4s_error_set_lisp(handle: i64, message: *const c_char, len: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
@@ -235,6 +265,16 @@ export! {
             let h = (api.PyLong_FromLongLong)(handle);
             (api.PyObject_SetAttrString)(exc, c"lisp_handle".as_ptr(), h);
             (api.Py_DecRef)(h);
+            // When Python drops the exception, the release handler hears of `handle`.
+            let data = Box::into_raw(Box::new((handle, e.runtime().generation)));
+            let cap = (api.PyCapsule_New)(data.cast(), CONDITION_CAPSULE.as_ptr(), Some(condition_destructor));
+            if cap.is_null() {
+                drop(Box::from_raw(data));
+                (api.PyErr_Clear)();
+            } else {
+                (api.PyObject_SetAttrString)(exc, c"_lisp_condition_ref".as_ptr(), cap);
+                (api.Py_DecRef)(cap);
+            }
             (api.PyErr_SetObject)(t, exc);
             (api.Py_DecRef)(exc);
         }

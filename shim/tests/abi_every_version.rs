@@ -499,8 +499,13 @@ fn exercise(label: &str, exe: &std::path::Path) {
         );
         assert_eq!(p4s_error_lisp_handle(), 77);
         assert_eq!(eval("nested()").unwrap(), Val::Int(600));
+        RELEASED.lock().unwrap().retain(|h| *h != 77);
         exec("try:\n    failer()\nexcept Exception as e:\n    caught = type(e).__name__").unwrap();
         assert_eq!(eval("caught").unwrap(), Val::Str("LispError".into()));
+        assert!(
+            RELEASED.lock().unwrap().contains(&77),
+            "{label}: a LispError swallowed by Python releases its condition handle"
+        );
         p4s_decref(adder);
         exec("del adder").unwrap();
         assert!(
