@@ -215,7 +215,11 @@ crossing and nothing but the result allocated. Out-of-line helpers get the frame
                             (setf owned t)))))
               (keyword (when owned (release-owned-at (address frame) i))
                        (return-from %pycall (%pycall-general pointer args method)))
-              (t (setf used (pack-value-at x (address frame) i used))
+              (t (when (and (arrayp x) (borrowable-array-p x))
+                   ;; Lent Lisp memory: pinned over the whole call by the general path.
+                   (when owned (release-owned-at (address frame) i))
+                   (return-from %pycall (%pycall-general pointer args method)))
+                 (setf used (pack-value-at x (address frame) i used))
                  (when (= (v-tag frame i) +tag-object+) (setf owned t))))
             (incf i))
           (let ((status (%call-packed pointer frame i (cffi:null-pointer) out scratch +scratch-chars+)))
@@ -258,6 +262,14 @@ objects of the slots below I first."
   (decode-result (pointer-at frame-address +out-offset+) (pointer-at frame-address +scratch-offset+)))
 
 (defun %pycall-general (pointer args method)
+  "Calls as %PYCALL does, for any arguments. Specialized Lisp arrays among ARGS are lent to
+Python over their own memory for the call and until its result is converted (see
+CALL-WITH-BORROWED-ARRAYS in arrays.lisp)."
+  (if (some #'borrowable-array-p args)
+      (call-with-borrowed-arrays args (lambda () (%pycall-in-frame pointer args method)))
+      (%pycall-in-frame pointer args method)))
+
+(defun %pycall-in-frame (pointer args method)
   (let ((n (count-slots args)))
     (if (<= n +frame-slots+)
         (cffi:with-foreign-pointer (frame +frame-bytes+)

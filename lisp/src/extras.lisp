@@ -19,12 +19,12 @@
 ;;; Garbage collection: finalizers and the shim's decref queue already release references, at
 ;;; no cost to calls; these keep their documented meaning for code written for the original.
 (defvar *pygc-threshold* 1000
-  "Number of references in PYTHON-NEW-REFERENCES after which PYGC manipulates reference counts.
-Kept for compatibility: references are released by finalizers through the shim's queue.")
+  "Kept so that code written for the original library still compiles; it changes nothing here,
+because each wrapper's reference is released by its finalizer through the shim's queue.")
 
 (defmacro with-pygc (&body body)
-  "Code surrounded by with-pygc performs garbage collection only after executing all of body.
-Here references are released by finalizers through the decref queue, so this is PROGN."
+  "Compatibility form: runs BODY like PROGN. References Python objects hold for Lisp are given
+back by finalizers through the decref queue at any time, so there is nothing to batch."
   `(progn ,@body))
 
 (defmacro enable-pygc ()

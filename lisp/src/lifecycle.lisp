@@ -3,15 +3,17 @@
 (in-package :py4cl2-cffi)
 
 (defvar *additional-init-codes* nil
-  "A list of strings each of which should be python code. All the code will be executed by pystart.")
+  "Python source strings that PYSTART runs, in order, right after every start (imports or
+settings a program always wants).")
 
 (defconstant +disable-pystop+ py4cl2-cffi/config:*disable-pystop*
   "The value of PY4CL2-CFFI/CONFIG:*DISABLE-PYSTOP* when py4cl2-cffi was loaded: when non-NIL,
 PYSTOP does nothing.")
 
 (defvar *internal-features* (list :typed-arrays :with-python-output)
-  "A list of PY4CL2 features available on the system. (Support for :ARRAYS requires numpy and is
-only determinable after python process has started.)")
+  "Keywords naming optional capabilities of this build, for code that checks before using them:
+:TYPED-ARRAYS (Lisp arrays reach numpy with their element type) and :WITH-PYTHON-OUTPUT.
+Whether numpy itself is there is only known once Python runs.")
 
 (#+sbcl sb-ext:defglobal #-sbcl defvar *epoch* 0
   "Bumped whenever cached name lookups may be stale: at start and stop, and when Lisp rebinds

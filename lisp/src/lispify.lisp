@@ -8,9 +8,9 @@
   "What Python's () lispifies to; pythonizes back to ().")
 
 (defvar *lispifiers* nil
-  "Each entry in the alist LISPIFIERS maps from a lisp-type to a single-argument lisp function.
-This function takes as input the \"default\" lisp objects and is expected to appropriately parse
-it to the corresponding lisp object.")
+  "An alist of (TYPE . FUNCTION). After a Python value has been converted the usual way, a Lisp
+result of TYPE is passed to FUNCTION and what it returns is used instead. Bind it with
+WITH-LISPIFIERS.")
 
 (defvar *remote-objects* nil
   "When non-NIL (inside WITH-REMOTE-OBJECTS), results stay in Python as PYOBJECT-WRAPPERs.")
@@ -182,55 +182,7 @@ the buffer strings with aux = 1 were copied to, or NIL."
              (out (make-array n :element-type '(unsigned-byte 8))))
         (dotimes (i n out) (setf (aref out i) (cffi:mem-aref p :uint8 i)))))))
 
-;;; numpy arrays (any buffer exporter) -> Lisp arrays, via the buffer protocol.
-(defun format-element-type (format itemsize)
-  (let ((c (char format (1- (length format)))))
-    (case c
-      (#\d 'double-float)
-      (#\f 'single-float)
-      ((#\q #\l #\n) (if (= itemsize 8) '(signed-byte 64) '(signed-byte 32)))
-      (#\i '(signed-byte 32))
-      (#\h '(signed-byte 16))
-      (#\b '(signed-byte 8))
-      ((#\Q #\L #\N) (if (= itemsize 8) '(unsigned-byte 64) '(unsigned-byte 32)))
-      (#\I '(unsigned-byte 32))
-      (#\H '(unsigned-byte 16))
-      (#\B '(unsigned-byte 8))
-      (t nil))))
-
-(defun ndarray-to-lisp (pointer)
-  "Copies the array POINTER (borrowed) into a Lisp array of the same shape and element type;
-object or structured arrays become a wrapper around tolist()."
-  (cffi:with-foreign-object (buf '(:struct p4s-buffer))
-    (check-status (%buffer-get pointer 0 buf))
-    (unwind-protect
-         (let* ((format (foreign-utf8 (cffi:foreign-slot-value buf '(:struct p4s-buffer) 'format)))
-                (itemsize (cffi:foreign-slot-value buf '(:struct p4s-buffer) 'itemsize))
-                (ndim (cffi:foreign-slot-value buf '(:struct p4s-buffer) 'ndim))
-                (shape-p (cffi:foreign-slot-value buf '(:struct p4s-buffer) 'shape))
-                (nbytes (cffi:foreign-slot-value buf '(:struct p4s-buffer) 'len))
-                (dims (loop for k below ndim collect (cffi:mem-aref shape-p :int64 k)))
-                (type (format-element-type format itemsize)))
-           (if (null type)
-               (pycall (pyslot-value pointer "tolist"))
-               (let* ((array (make-array dims :element-type type))
-                      #+sbcl (storage (sb-ext:array-storage-vector array)))
-                 #+sbcl
-                 (sb-sys:with-pinned-objects (storage)
-                   (check-status (%buffer-copy buf (sb-sys:vector-sap storage) nbytes)))
-                 #-sbcl
-                 (cffi:with-foreign-pointer (tmp (max 1 nbytes))
-                   (check-status (%buffer-copy buf tmp nbytes))
-                   (let ((ctype (ecase (char format (1- (length format)))
-                                  (#\d :double) (#\f :float)
-                                  ((#\q #\l #\n) (if (= itemsize 8) :int64 :int32)) (#\i :int32)
-                                  (#\h :int16) (#\b :int8)
-                                  ((#\Q #\L #\N) (if (= itemsize 8) :uint64 :uint32)) (#\I :uint32)
-                                  (#\H :uint16) (#\B :uint8))))
-                     (dotimes (i (array-total-size array))
-                       (setf (row-major-aref array i) (cffi:mem-aref tmp ctype i)))))
-                 array)))
-      (%buffer-release buf))))
+;;; numpy arrays -> Lisp arrays: NDARRAY-TO-LISP in arrays.lisp (the "numpy.ndarray" lispifier).
 
 (defun lispify (object)
   "The default Lisp value of OBJECT, a PYOBJECT-WRAPPER or a foreign pointer to a Python object

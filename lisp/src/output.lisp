@@ -19,16 +19,16 @@
       (ignore-errors (format *error-output* "~&;; py4cl2-cffi: Python output lost: ~A~%" e)))))
 
 (defmacro with-python-output (&body forms-decl)
-  "Gets the output of the python program executed in forms-decl in the form a string: what
-Python wrote to sys.stdout while FORMS-DECL ran (Lisp's own output is not captured)."
+  "Runs FORMS-DECL and returns, as a string, everything Python printed to sys.stdout meanwhile
+(Lisp's own output still goes to *STANDARD-OUTPUT*)."
   (let ((s (gensym "S")))
     `(with-output-to-string (,s)
        (let ((*python-output* ,s))
          ,@forms-decl))))
 
 (defmacro with-python-error-output (&body forms-decl)
-  "Gets the output of the python program executed in forms-decl in the form a string: what
-Python wrote to sys.stderr while FORMS-DECL ran."
+  "Runs FORMS-DECL and returns, as a string, everything Python wrote to sys.stderr meanwhile
+(warnings, tracebacks printed by Python code)."
   (let ((s (gensym "S")))
     `(with-output-to-string (,s)
        (let ((*python-error-output* ,s))

@@ -3,9 +3,9 @@
 (in-package :py4cl2-cffi)
 
 (defvar *pythonizers* nil
-  "Each entry in the alist PYTHONIZERS maps from a lisp-type to a single-argument
-PYTHON-FUNCTION-DESIGNATOR. This python function takes as input the \"default\" python objects
-and is expected to appropriately convert it to the corresponding python object.")
+  "An alist of (TYPE . PYTHON-FUNCTION): a Lisp argument of TYPE is first converted the usual
+way, then handed to PYTHON-FUNCTION (a name such as \"tuple\" or a wrapper) inside Python, and
+its result is what the callee receives. Bind it with WITH-PYTHONIZERS.")
 
 (defmacro with-pythonizers ((&rest overriding-pythonizers) &body body)
   "Each entry of OVERRIDING-PYTHONIZERS is a two-element list (TYPE PYTHONIZER): TYPE is
@@ -18,8 +18,8 @@ of BODY."
      ,@body))
 
 (defgeneric pythonize (lisp-value-or-object)
-  (:documentation "Given a lisp object, return a CFFI:FOREIGN-POINTER pointing to the python
-object corresponding to the given lisp object: a new (strong) reference, which the caller owns.
+  (:documentation "Converts LISP-VALUE-OR-OBJECT to a Python object and returns a foreign
+pointer to it: a new reference, owned by the caller.
 Define methods for your own classes; built-in types follow the type table (pythonize calls
 for them are short-circuited on the hot path of PYCALL)."))
 
@@ -184,23 +184,21 @@ owned objects made for them are released afterwards."
   (with-packed-values (p n) x
     (check-pointer (%tuple-from p n))))
 
+(defun number-array-p (x)
+  "T if the Lisp array X is specialized to a subtype of NUMBER."
+  (let ((type (array-element-type x)))
+    (and (not (eq type t)) (subtypep type 'number))))
+
 (defmethod pythonize ((x vector))
-  (if (stringp x)
-      (pythonize-default x)
-      (let ((type (array-element-type x)))
-        (if (and (not (eq type t)) (subtypep type 'number))
-            (array-object x)
-            (with-packed-values (p n) (coerce x 'list)
-              (check-pointer (%list-from p n)))))))
+  (cond ((stringp x) (pythonize-default x))
+        ((number-array-p x) (array-object x))
+        (t (with-packed-values (p n) (coerce x 'list)
+             (check-pointer (%list-from p n))))))
 
 (defmethod pythonize ((x array))
-  (let ((type (array-element-type x)))
-    (if (and (not (eq type t)) (subtypep type 'number))
-        (array-object x)
-        (let ((pointer (array-object (let ((a (make-array (array-dimensions x))))
-                                       (dotimes (i (array-total-size x) a)
-                                         (setf (row-major-aref a i) (row-major-aref x i)))))))
-          pointer))))
+  (if (number-array-p x)
+      (array-object x)
+      (nested-lists-object x)))
 
 (defmethod pythonize ((x hash-table))
   (let ((keys '()) (vals '()))
@@ -212,51 +210,5 @@ owned objects made for them are released afterwards."
 (defmethod pythonize ((x function))
   (function-object x))
 
-;;; Arrays: numpy arrays copied from Lisp memory (a memoryview over the pinned data, then
-;;; numpy.array(view) copies it). Without numpy: nested lists.
-(defun array-format (type)
-  (cond ((subtypep type 'double-float) "d")
-        ((subtypep type 'single-float) "f")
-        ((subtypep type '(signed-byte 8)) "b")
-        ((subtypep type '(unsigned-byte 8)) "B")
-        ((subtypep type '(signed-byte 16)) "h")
-        ((subtypep type '(unsigned-byte 16)) "H")
-        ((subtypep type '(signed-byte 32)) "i")
-        ((subtypep type '(unsigned-byte 32)) "I")
-        ((subtypep type '(signed-byte 64)) "q")
-        ((subtypep type '(unsigned-byte 64)) "Q")
-        (t nil)))
-
-(defun array-object (x)
-  "A new numpy array with the shape and contents of the Lisp array X (copied), or nested
-Python lists when numpy is missing or the element type has no native format."
-  (let ((format (array-format (array-element-type x))))
-    (if (and format #+sbcl t #-sbcl nil (numpy-available-p))
-        #+sbcl
-        (let* ((storage (sb-ext:array-storage-vector x))
-               (itemsize (ecase (char format 0) ((#\d #\q #\Q) 8) ((#\f #\i #\I) 4) ((#\h #\H) 2) ((#\b #\B) 1)))
-               (dims (array-dimensions x)))
-          (cffi:with-foreign-object (shape :int64 (max 1 (length dims)))
-            (loop for d in dims for k from 0 do (setf (cffi:mem-aref shape :int64 k) d))
-            (cffi:with-foreign-string (f format)
-              (sb-sys:with-pinned-objects (storage)
-                (let ((mv (check-pointer (%memoryview (sb-sys:vector-sap storage)
-                                                      (* itemsize (array-total-size x))
-                                                      f (length dims) shape 1))))
-                  (unwind-protect
-                       (cffi:with-foreign-pointer (v +value-size+)
-                         (pack-borrowed v 0 mv)
-                         (call-helper-object "array_copy" v 1))
-                    (%decref mv)))))))
-        #-sbcl nil
-        (labels ((nest (dims offset)
-                   (if (null dims)
-                       (row-major-aref x offset)
-                       (let ((stride (reduce #'* (rest dims))))
-                         (coerce (loop for k below (first dims)
-                                       collect (nest (rest dims) (+ offset (* k stride))))
-                                 'simple-vector)))))
-          (pythonize-default-t (nest (array-dimensions x) 0))))))
-
-(defun pythonize-default-t (x)
-  (pythonize x))
+;;; Arrays of numbers: ARRAY-OBJECT in arrays.lisp (numpy arrays over Lisp memory during a
+;;; PYCALL, copies elsewhere; nested lists without numpy).

@@ -3,17 +3,20 @@
 (in-package :py4cl2-cffi)
 
 (defvar *print-pyobject* t
-  "If non-NIL, python's 'str' is called on the python-object before printing.")
+  "When true, a PYOBJECT-WRAPPER prints with Python's str() of its object; when NIL, only its
+type is shown (cheaper, and safe for objects whose str() is slow).")
 
 (defvar *print-pyobject-wrapper-identity* t
-  "If non-NIL, print's the lisp type and identity of the pyobject-wrapper.")
+  "When true, a printed PYOBJECT-WRAPPER is wrapped in #<PYOBJECT-WRAPPER ... {address}>, so two
+wrappers can be told apart; when NIL, only the Python text is printed.")
 
 (defstruct (pyobject-wrapper (:constructor %make-pyobject-wrapper (pointer generation))
                              (:copier nil))
-  "A wrapper around a pointer to a python object. It owns one reference, released (through the
+  "A Lisp handle on one Python object. It owns one reference, released (through the
 shim's decref queue, never taking the GIL) when the wrapper is garbage collected."
   (pointer (cffi:null-pointer) :read-only t)
-  (generation 0 :type (unsigned-byte 64) :read-only t))
+  ;; Not read-only: a saved Lisp image marks its wrappers dead (see FORGET-PYTHON-OBJECTS).
+  (generation 0 :type (unsigned-byte 64)))
 
 (defun wrap-new-reference (pointer &optional (generation (%generation)))
   "Makes a PYOBJECT-WRAPPER owning the new reference POINTER; a finalizer queues its release."
@@ -30,15 +33,19 @@ shim's decref queue, never taking the GIL) when the wrapper is garbage collected
   (pyobject-wrapper-pointer wrapper))
 
 (defun pyobject-wrapper-eq (o1 o2)
-  "Returns T if o1 and o2 are both pyobject-wrapper with the same pointer, or the same lisp
-objects which are EQ to each other. Returns NIL in all other cases."
+  "Returns T if O1 and O2 are both PYOBJECT-WRAPPERs of the same Python object (Python's `is`,
+not `==`: two equal lists are different objects), or Lisp objects that are EQ. Returns NIL in
+all other cases. Does not call Python."
   (if (and (pyobject-wrapper-p o1) (pyobject-wrapper-p o2))
       (pyobject-wrapper-eq* o1 o2)
       (eq o1 o2)))
 
 (defun pyobject-wrapper-eq* (o1 o2)
-  "Like pyobject-wrapper-eq but assumes that o1 and o2 are pyobject-wrapper each."
-  (cffi:pointer-eq (pyobject-wrapper-pointer o1) (pyobject-wrapper-pointer o2)))
+  "Like PYOBJECT-WRAPPER-EQ, but O1 and O2 must both be PYOBJECT-WRAPPERs: T if they wrap the
+same Python object (of the same start of Python), else NIL."
+  (declare (type pyobject-wrapper o1 o2))
+  (and (cffi:pointer-eq (pyobject-wrapper-pointer o1) (pyobject-wrapper-pointer o2))
+       (= (pyobject-wrapper-generation o1) (pyobject-wrapper-generation o2))))
 
 (defun object-string (pointer fn)
   "str() or repr() (FN: %STR or %REPR) of the object at POINTER as a Lisp string, or NIL."
@@ -76,3 +83,47 @@ objects which are EQ to each other. Returns NIL in all other cases."
           (text (write-string text stream))
           (t (print-unreadable-object (o stream :identity t)
                (format stream "PYOBJECT-WRAPPER ~A" type))))))
+
+;;; Saved Lisp images. The shim's start counter (p4s_generation) begins at 0 again in the
+;;; process that runs a saved image, so generations recorded before the save would match the
+;;; new Python's and its stale pointers would be used (and decref'd). Before saving we therefore
+;;; mark every wrapper dead (a generation no start reaches) without a finalizer, reset every
+;;; name cell and clear the caches keyed by generation.
+(defconstant +dead-generation+ (1- (expt 2 64))
+  "The generation of wrappers that died with their process (a saved image); no start reaches it.")
+
+(defun forget-python-objects ()
+  "Makes everything Lisp holds from the running Python unusable and harmless, so that a Lisp
+image saved now starts a new Python cleanly: wrappers become dead (using one signals
+STALE-PYOBJECT-ERROR; their finalizers are cancelled), cached name lookups are reset. Run by
+SB-EXT:*SAVE-HOOKS* on SBCL; Python itself is left as it is (it does not outlive the save)."
+  #+sbcl
+  (let ((objects (sb-vm:list-allocated-objects
+                  :all :type sb-vm:instance-widetag
+                  :test (lambda (o) (or (pyobject-wrapper-p o) (eq (type-of o) 'name-cell))))))
+    (dolist (o objects)
+      (if (pyobject-wrapper-p o)
+          (progn (tg:cancel-finalization o)
+                 (setf (pyobject-wrapper-generation o) +dead-generation+))
+          (setf (slot-value o 'state) (vector -1 nil 0)))))
+  (flet ((reset (name value)
+           (let ((symbol (find-symbol name :py4cl2-cffi)))
+             (when (and symbol (boundp symbol))
+               (let ((old (symbol-value symbol)))
+                 (if (hash-table-p old)
+                     (clrhash old)
+                     (setf (symbol-value symbol) value)))))))
+    ;; Every cache of the core keyed by generation (a missing one is skipped).
+    (dolist (table '("*KWNAMES*" "*METHOD-NAMES*" "*TYPE-CACHE*" "*NAME-CELLS*" "*HELPER-CELLS*"
+                     "*PYFUN-KWNAMES*"))
+      (reset table nil))
+    (reset "*EMPTY-TUPLE*" (cons -1 nil))
+    (reset "*LISP-OBJECT-CLASS*" (cons -1 nil))
+    (reset "*ARRAY-HELPERS-GENERATION*" -1)
+    (reset "*MODULE-INFO-GENERATION*" -1)
+    (reset "*NUMPY-AVAILABLE*" :unknown)
+    (let ((bump (find-symbol "BUMP-EPOCH" :py4cl2-cffi)))
+      (when (and bump (fboundp bump)) (funcall bump))))
+  (values))
+
+#+sbcl (pushnew 'forget-python-objects sb-ext:*save-hooks*)
