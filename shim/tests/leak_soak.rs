@@ -9,16 +9,6 @@ use py4cl2_cffi_shim::lifecycle::p4s_generation;
 use py4cl2_cffi_shim::values::*;
 use py4cl2_cffi_shim::PyObject;
 
-fn rss_kb() -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 fn churn(n: usize, f_str: *mut PyObject, f_pair: *mut PyObject, gen: u64) {
     let mut items = [P4sValue::default(); 2];
     for i in 0..n {

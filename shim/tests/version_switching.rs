@@ -17,16 +17,6 @@ con = sqlite3.connect(':memory:'); assert con.execute('select 6*7').fetchone() =
 assert ctypes.sizeof(ctypes.c_int) == 4\n\
 assert ssl.OPENSSL_VERSION\n";
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// One start-use-stop cycle; returns the files the cycle must have left unmapped.
 fn cycle(xy: &str, venv: &std::path::Path, verbose: bool) -> Vec<PathBuf> {
     start(venv.to_str().unwrap()).unwrap_or_else(|e| panic!("start {xy}: {e}"));
@@ -116,13 +106,13 @@ fn switch_versions_then_soak() {
         dt * 1000.0 / n as f64,
         rss0,
         rss1,
-        rss1 as i64 - rss0 as i64,
+        rss1 - rss0,
         (rss1 as f64 - rss0 as f64) / n as f64
     );
     // Every cycle unloads libpython, its extension modules and pymalloc's arenas; what
     // finalisation leaks through plain malloc stays (about 0.5 MB per cycle measured here).
     assert!(
-        rss1 < rss0 + n as u64 * 1024,
+        rss1 < rss0 + n as i64 * 1024,
         "RSS grew by {} KB over {n} cycles: more than 1 MB per cycle",
         rss1 - rss0
     );

@@ -296,3 +296,14 @@ pub fn call(f: *mut PyObject, args: &[P4sValue], kwnames: *mut PyObject) -> Resu
         st => Err(format!("status {st}: {}", last_error())),
     }
 }
+
+/// This process's resident set size in KB (Linux `/proc/self/status`; 0 elsewhere).
+pub fn rss_kb() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
