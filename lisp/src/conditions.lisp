@@ -63,13 +63,15 @@ original Lisp condition if the exception carries one, else a SIMPLE-PYERROR."
   (let* ((type (foreign-utf8 (%error-text 0)))
          (message (foreign-utf8 (%error-text 1)))
          (traceback (foreign-utf8 (%error-text 2)))
-         (handle (%error-lisp-handle)))
+         (handle (%error-lisp-handle))
+         ;; Read the Lisp condition before clearing: clearing drops the exception, whose
+         ;; release tells Lisp to forget the condition.
+         (original (and (>= handle 0) (gethash handle *lisp-conditions*))))
     (%error-clear)
-    (let ((original (and (>= handle 0) (gethash handle *lisp-conditions*))))
-      (when (>= handle 0) (remhash handle *lisp-conditions*))
-      (or original
-          (make-condition 'simple-pyerror :type (or type "<unknown>") :message (or message "")
-                                          :traceback traceback)))))
+    (when (>= handle 0) (remhash handle *lisp-conditions*))
+    (or original
+        (make-condition 'simple-pyerror :type (or type "<unknown>") :message (or message "")
+                                        :traceback traceback))))
 
 (defun signal-status (status)
   "Signals the condition for a failed shim STATUS (-1: the kept Python exception; -2: the shim's
