@@ -19,29 +19,12 @@
   (bt:with-lock-held (*handle-lock*) (incf *next-handle*)))
 
 ;;; Conditions in flight. The shim calls CALLBACK-RELEASE when Python drops a LispError (it was
-;;; swallowed, or it came back to Lisp and was cleared). The reader of a returning LispError
-;;; looks its condition up right after clearing the exception, so a released condition is
-;;; forgotten a little later: once more than +RELEASED-KEEP+ releases followed it, or after a
-;;; second. The table of conditions thus stays small however many errors Python swallows.
-(defconstant +released-keep+ 16)
-(defvar *released-conditions* '() "(handle . release time), newest first.")
-
-(defun forget-released-conditions ()
-  (bt:with-lock-held (*handle-lock*)
-    (let ((now (get-internal-real-time))
-          (kept '()) (n 0))
-      (dolist (entry *released-conditions*)
-        (if (and (< n +released-keep+)
-                 (< (- now (cdr entry)) internal-time-units-per-second))
-            (progn (push entry kept) (incf n))
-            (remhash (car entry) *lisp-conditions*)))
-      (setf *released-conditions* (nreverse kept)))))
-
+;;; swallowed, or it came back to Lisp and TAKE-PYTHON-ERROR, having read the condition, cleared
+;;; it), so the table only holds conditions Python still references.
 (defun store-condition (condition)
   "Keeps CONDITION under a new handle until the LispError carrying it is dropped by Python."
   (let ((h (new-handle)))
     (setf (gethash h *lisp-conditions*) condition)
-    (when *released-conditions* (forget-released-conditions))
     h))
 
 (defun python-name-to-keyword (name)
@@ -173,11 +156,7 @@ Python sees a LispError, and this condition comes back to Lisp."))
   ;; Python dropped a callable made for HANDLE, or a LispError carrying HANDLE's condition.
   (remhash handle *callback-functions*)
   (remhash handle *lisp-object-handles*)
-  (when (nth-value 1 (gethash handle *lisp-conditions*))
-    (bt:with-lock-held (*handle-lock*)
-      (push (cons handle (get-internal-real-time)) *released-conditions*))
-    (when (> (length *released-conditions*) (* 2 +released-keep+))
-      (forget-released-conditions))))
+  (remhash handle *lisp-conditions*))
 
 (defun callback-python-name (function)
   (let ((n (ignore-errors (nth-value 2 (function-lambda-expression function)))))

@@ -398,44 +398,39 @@ impl<'a> Globals<'a> {
         self.set(name, list)
     }
 
-    fn exec(&self, code: &str) -> Result<(), String> {
+    /// Runs `code` with `mode` (`Py_file_input` or `Py_eval_input`) in this dict: a new
+    /// reference to the result, or the Python error as text.
+    fn run(&self, code: &str, mode: std::os::raw::c_int) -> Result<*mut PyObject, String> {
         let code = CString::new(code).map_err(|e| e.to_string())?;
         // SAFETY: GIL held; `dict` serves as globals and locals.
         let r = unsafe {
             (self.api.PyRun_StringFlags)(
                 code.as_ptr(),
-                crate::ffi_types::Py_file_input,
+                mode,
                 self.dict,
                 self.dict,
                 std::ptr::null_mut(),
             )
         };
         if r.is_null() {
-            return Err(fetch_error(self.api));
+            Err(fetch_error(self.api))
+        } else {
+            Ok(r)
         }
-        // SAFETY: new reference returned by PyRun_StringFlags.
+    }
+
+    fn exec(&self, code: &str) -> Result<(), String> {
+        let r = self.run(code, crate::ffi_types::Py_file_input)?;
+        // SAFETY: new reference returned by `run`.
         unsafe { (self.api.Py_DecRef)(r) };
         Ok(())
     }
 
     /// Evaluates an expression and returns its value's `str()`.
     fn eval_str(&self, expr: &str) -> Result<String, String> {
-        let code = CString::new(expr).map_err(|e| e.to_string())?;
-        // SAFETY: GIL held.
-        let r = unsafe {
-            (self.api.PyRun_StringFlags)(
-                code.as_ptr(),
-                crate::ffi_types::Py_eval_input,
-                self.dict,
-                self.dict,
-                std::ptr::null_mut(),
-            )
-        };
-        if r.is_null() {
-            return Err(fetch_error(self.api));
-        }
+        let r = self.run(expr, crate::ffi_types::Py_eval_input)?;
         let s = object_str(self.api, r);
-        // SAFETY: `r` is a new reference.
+        // SAFETY: new reference returned by `run`.
         unsafe { (self.api.Py_DecRef)(r) };
         s
     }
@@ -551,27 +546,19 @@ pub fn stop() -> Result<UnloadReport, Error> {
         pinned: false,
         pin_reason: None,
     };
+    let appeared: Vec<PathBuf> = maps::new_since(&rt.mapped_before);
     if daemon_threads > 0 {
         // Their stacks are parked inside libpython: unmapping it would crash them.
-        let reason = format!(
-            "{daemon_threads} Python daemon thread(s) were still running at stop and are parked \
-             inside libpython"
-        );
-        report.pinned = true;
-        report.remaining = vec![rt.libpython.clone()];
-        report.pin_reason = Some(reason.clone());
-        st.pin = Some(Pin {
-            libpython: rt.libpython.clone(),
-            version: version_of(&rt.facts),
-            files: vec![],
-            reason,
-            no_restart: false,
-        });
-        std::mem::forget(rt.lib.take());
-        return Ok(report);
+        let why = Keep::DaemonThreads(daemon_threads);
+        return Ok(keep_everything(
+            &mut st,
+            &mut rt,
+            report,
+            Vec::new(),
+            &appeared,
+            why,
+        ));
     }
-
-    let appeared: Vec<PathBuf> = maps::new_since(&rt.mapped_before);
     let roots: Vec<PathBuf> = [&rt.facts.prefix, &rt.facts.base_prefix]
         .into_iter()
         .cloned()
@@ -601,7 +588,12 @@ pub fn stop() -> Result<UnloadReport, Error> {
     let v = &rt.facts.version;
     if will_pin && (v.major, v.minor) < (3, 11) {
         return Ok(keep_everything(
-            &mut st, &mut rt, report, predicted, &appeared, true,
+            &mut st,
+            &mut rt,
+            report,
+            predicted,
+            &appeared,
+            Keep::Pinning,
         ));
     }
     // Thread-specific-data destructors inside what we unmap would crash threads at exit; a
@@ -621,7 +613,7 @@ pub fn stop() -> Result<UnloadReport, Error> {
             report,
             Vec::new(),
             &appeared,
-            false,
+            Keep::UncheckableKeys,
         ));
     }
     if let Some(lib) = rt.lib.take() {
@@ -679,15 +671,24 @@ pub fn stop() -> Result<UnloadReport, Error> {
     Ok(report)
 }
 
-/// Ends a stop that keeps libpython and everything Python loaded mapped (a predicted pin, or a
-/// C library whose thread-specific data cannot be checked).
+/// Why a stop keeps everything mapped.
+enum Keep {
+    /// An extension module glibc will never unload (predicted, or pinned by an earlier stop).
+    Pinning,
+    /// This C library's thread-specific-data keys cannot be checked.
+    UncheckableKeys,
+    /// Python daemon threads are parked inside libpython.
+    DaemonThreads(usize),
+}
+
+/// Ends a stop that keeps libpython and everything Python loaded mapped, for the reason `why`.
 fn keep_everything(
     st: &mut State,
     rt: &mut Runtime,
     mut report: UnloadReport,
     pinned_by: Vec<PathBuf>,
     appeared: &[PathBuf],
-    predicted: bool,
+    why: Keep,
 ) -> UnloadReport {
     // Our handle stays open: nothing of this interpreter is unmapped.
     std::mem::forget(rt.lib.take());
@@ -700,8 +701,8 @@ fn keep_everything(
             }
         }
     }
-    let reason = if predicted {
-        format!(
+    let reason = match why {
+        Keep::Pinning => format!(
             "{} cannot be unloaded (it uses STB_GNU_UNIQUE symbols or the C++ runtime, which glibc never unloads), so libpython and the modules bound to it stay loaded",
             files
                 .iter()
@@ -709,11 +710,13 @@ fn keep_everything(
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join(", ")
-        )
-    } else {
-        "this C library's thread-specific-data keys cannot be inspected, so unloading libpython \
-         could leave destructors pointing at unmapped code"
-            .to_string()
+        ),
+        Keep::UncheckableKeys => "this C library's thread-specific-data keys cannot be inspected, \
+             so unloading libpython could leave destructors pointing at unmapped code"
+            .to_string(),
+        Keep::DaemonThreads(n) => format!(
+            "{n} Python daemon thread(s) were still running at stop and are parked inside libpython"
+        ),
     };
     report.pinned = true;
     report.pin_reason = Some(reason.clone());
@@ -832,15 +835,4 @@ fn close_fully(path: &Path) -> bool {
         dropped = true;
     }
     dropped
-}
-
-impl Runtime {
-    /// The program name passed to Python (the executable path), for diagnostics.
-    pub fn program_name(&self) -> String {
-        self.program_name
-            .iter()
-            .take_while(|c| **c != 0)
-            .filter_map(|c| char::from_u32(*c as u32))
-            .collect()
-    }
 }

@@ -342,6 +342,16 @@ unsafe fn obj_and_name(obj: PyObj, name: *const c_char, len: i64, what: &str) ->
         return None;
     }
     // SAFETY: caller's contract.
+    unsafe { name_arg(name, len, what) }
+}
+
+/// Copies a name argument NUL-terminated; on bad input records a shim error naming the
+/// function `what` and returns `None`.
+///
+/// # Safety
+/// `name` valid for `len` bytes.
+unsafe fn name_arg(name: *const c_char, len: i64, what: &str) -> Option<Vec<u8>> {
+    // SAFETY: caller's contract.
     let n = unsafe { cstring(name, len) };
     if n.is_none() {
         set_last_error(&format!("{what}: NULL name or NUL inside it"));
@@ -438,8 +448,7 @@ export! {
     fn p4s_lookup(name: *const c_char, len: i64) -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
         // SAFETY: `name` valid for `len` (caller's contract).
-        let Some(n) = (unsafe { cstring(name, len) }) else {
-            set_last_error("p4s_lookup: NULL name or NUL inside it");
+        let Some(n) = (unsafe { name_arg(name, len, "p4s_lookup") }) else {
             return NULL;
         };
         let r = lookup(&e, &n[..n.len() - 1]);
@@ -455,8 +464,7 @@ export! {
     fn p4s_lookup_value(name: *const c_char, len: i64, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         // SAFETY: `name` valid for `len` (caller's contract).
-        let Some(n) = (unsafe { cstring(name, len) }) else {
-            set_last_error("p4s_lookup_value: NULL name or NUL inside it");
+        let Some(n) = (unsafe { name_arg(name, len, "p4s_lookup_value") }) else {
             return P4S_ERROR;
         };
         let r = lookup(&e, &n[..n.len() - 1]);
@@ -471,8 +479,7 @@ export! {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
         // SAFETY: `name` valid for `len` (caller's contract).
-        let Some(n) = (unsafe { cstring(name, len) }) else {
-            set_last_error("p4s_set_global: NULL name or NUL inside it");
+        let Some(n) = (unsafe { name_arg(name, len, "p4s_set_global") }) else {
             return P4S_ERROR;
         };
         if value.is_null() {
@@ -668,9 +675,8 @@ export! {
     /// (the leaf of a dotted name) or NULL.
     fn p4s_import(name: *const c_char, len: i64) -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
-        // SAFETY: `name` valid for `len`.
-        let Some(n) = (unsafe { cstring(name, len) }) else {
-            set_last_error("p4s_import: NULL name or NUL inside it");
+        // SAFETY: `name` valid for `len` (caller's contract).
+        let Some(n) = (unsafe { name_arg(name, len, "p4s_import") }) else {
             return NULL;
         };
         // SAFETY: GIL held.
@@ -712,8 +718,7 @@ export! {
             set_last_error("p4s_type_name: NULL object");
             return std::ptr::null();
         }
-        let code = b"(lambda t: t.__qualname__ if t.__module__ == 'builtins' else t.__module__ + '.' + t.__qualname__)(type(__p4s_exc))\0";
-        match eval_with_exc(&e, code, obj) {
+        match eval_with_obj(&e, TYPE_NAME_OF_OBJ, obj) {
             Some(bytes) => NAME.with(|n| {
                 let mut n = n.borrow_mut();
                 n.clear();
@@ -834,9 +839,12 @@ export! {
     }
 }
 
-/// Evaluates `code` (NUL-terminated expression using `__p4s_exc`) with `obj` bound to it and
+/// A Python expression naming the type of `__p4s_obj`: `int`, `numpy.ndarray`, `mod.Class`.
+pub(crate) const TYPE_NAME_OF_OBJ: &[u8] = b"(lambda t: t.__qualname__ if t.__module__ == 'builtins' else t.__module__ + '.' + t.__qualname__)(type(__p4s_obj))\0";
+
+/// Evaluates `code` (NUL-terminated expression using `__p4s_obj`) with `obj` bound to it and
 /// returns `str()` of the result as UTF-8 (GIL held). Errors are cleared, not kept.
-pub(crate) fn eval_with_exc(e: &Entry, code: &[u8], obj: PyObj) -> Option<Vec<u8>> {
+pub(crate) fn eval_with_obj(e: &Entry, code: &[u8], obj: PyObj) -> Option<Vec<u8>> {
     let api = e.api();
     // SAFETY: GIL held throughout; every reference made here is released here.
     unsafe {
@@ -848,7 +856,7 @@ pub(crate) fn eval_with_exc(e: &Entry, code: &[u8], obj: PyObj) -> Option<Vec<u8
         let ok =
             (api.PyDict_SetItemString)(g, c"__builtins__".as_ptr(), (api.PyEval_GetBuiltins)())
                 == 0
-                && (api.PyDict_SetItemString)(g, c"__p4s_exc".as_ptr(), obj) == 0;
+                && (api.PyDict_SetItemString)(g, c"__p4s_obj".as_ptr(), obj) == 0;
         let r = if ok {
             (api.PyRun_StringFlags)(
                 code.as_ptr().cast(),

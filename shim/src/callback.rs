@@ -9,7 +9,7 @@
 
 use crate::errors::take_python_error;
 use crate::gil::{self, enter, Entry};
-use crate::{fp, PyObject, P4S_ERROR, P4S_OK};
+use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
 use std::ffi::{c_char, CString};
@@ -49,21 +49,16 @@ unsafe extern "C" fn capsule_destructor(capsule: *mut PyObject) {
     // SAFETY: called by Python with the GIL held for our capsule; the pointer was made by
     // `Box::into_raw` in `p4s_make_callable` and is freed only here.
     unsafe {
-        let api_ok = py4cl2_cffi_loader::current();
-        let Some(rt) = api_ok else { return };
+        let Some(rt) = py4cl2_cffi_loader::current() else {
+            return;
+        };
         let p = (rt.api.PyCapsule_GetPointer)(capsule, CAPSULE_NAME.as_ptr()) as *mut CallbackData;
         if p.is_null() {
             (rt.api.PyErr_Clear)();
             return;
         }
         let data = Box::from_raw(p);
-        let release = RELEASE.load(Ordering::Acquire);
-        if release != 0 && data.generation == rt.generation {
-            let f: ReleaseFn = std::mem::transmute::<usize, ReleaseFn>(release);
-            let prev = gil::callback_enter(rt);
-            with_lisp_fp(|| f(data.handle));
-            gil::callback_exit(prev);
-        }
+        release_handle(rt, data.handle, data.generation);
     }
 }
 
@@ -85,26 +80,19 @@ unsafe extern "C" fn condition_destructor(capsule: *mut PyObject) {
             return;
         }
         let (handle, generation) = *Box::from_raw(p);
-        let release = RELEASE.load(Ordering::Acquire);
-        if release != 0 && generation == rt.generation {
-            let f: ReleaseFn = std::mem::transmute::<usize, ReleaseFn>(release);
-            let prev = gil::callback_enter(rt);
-            with_lisp_fp(|| f(handle));
-            gil::callback_exit(prev);
-        }
+        release_handle(rt, handle, generation);
     }
 }
 
-/// Runs `f` with the Lisp caller's floating-point state, then masks traps again.
-fn with_lisp_fp<R>(f: impl FnOnce() -> R) -> R {
-    match gil::lisp_fp() {
-        Some(state) => {
-            fp::restore(state);
-            let r = f();
-            fp::remask();
-            r
-        }
-        None => f(),
+/// Tells Lisp's release handler that Python no longer references `handle`, if the handle
+/// belongs to the running interpreter (GIL held).
+fn release_handle(rt: &'static py4cl2_cffi_loader::Runtime, handle: i64, generation: u64) {
+    let release = RELEASE.load(Ordering::Acquire);
+    if release != 0 && generation == rt.generation {
+        // SAFETY: the address was registered as a `ReleaseFn` by `p4s_set_callback_handler`.
+        let f: ReleaseFn = unsafe { std::mem::transmute::<usize, ReleaseFn>(release) };
+        // SAFETY: the Lisp handler follows the ReleaseFn contract (GIL held, any handle).
+        gil::in_lisp(rt, || unsafe { f(handle) });
     }
 }
 
@@ -134,10 +122,8 @@ unsafe extern "C" fn trampoline(
         }
         // SAFETY: the address was registered as a `CallbackFn`.
         let f: CallbackFn = unsafe { std::mem::transmute::<usize, CallbackFn>(call) };
-        let prev = gil::callback_enter(rt);
         // SAFETY: the Lisp handler follows the CallbackFn contract; args/kwargs are borrowed.
-        let r = with_lisp_fp(|| unsafe { f(handle, args, kwargs) });
-        gil::callback_exit(prev);
+        let r = gil::in_lisp(rt, || unsafe { f(handle, args, kwargs) });
         // SAFETY: GIL held.
         if r.is_null() && unsafe { (api.PyErr_Occurred)() }.is_null() {
             set_runtime_error(

@@ -129,12 +129,12 @@ export! {
             return std::ptr::null();
         }
         let code: &[u8] = match part {
-            0 => b"(lambda t: t.__qualname__ if t.__module__ == 'builtins' else t.__module__ + '.' + t.__qualname__)(type(__p4s_exc))\0",
-            1 => b"str(__p4s_exc)\0",
-            2 => b"''.join(__import__('traceback').format_exception(type(__p4s_exc), __p4s_exc, __p4s_exc.__traceback__))\0",
+            0 => crate::call::TYPE_NAME_OF_OBJ,
+            1 => b"str(__p4s_obj)\0",
+            2 => b"''.join(__import__('traceback').format_exception(type(__p4s_obj), __p4s_obj, __p4s_obj.__traceback__))\0",
             _ => return std::ptr::null(),
         };
-        match crate::call::eval_with_exc(&e, code, v) {
+        match crate::call::eval_with_obj(&e, code, v) {
             Some(bytes) => text_out(&bytes),
             None => std::ptr::null(),
         }

@@ -147,7 +147,7 @@ pub fn depth() -> u32 {
 /// Marks this thread as holding the GIL for the duration of a Lisp callback that Python called
 /// (the GIL is already held by Python; nested entries must not take it again). Returns the
 /// previous depth, to hand to [`callback_exit`].
-pub(crate) fn callback_enter(rt: &'static Runtime) -> u32 {
+fn callback_enter(rt: &'static Runtime) -> u32 {
     THREAD.with(|t| {
         let d = t.depth.get();
         if t.generation.get() != rt.generation || t.tstate.get().is_null() {
@@ -163,13 +163,31 @@ pub(crate) fn callback_enter(rt: &'static Runtime) -> u32 {
 }
 
 /// The floating-point state of the Lisp code that last entered Python on this thread, if any.
-pub(crate) fn lisp_fp() -> Option<fp::FpState> {
+fn lisp_fp() -> Option<fp::FpState> {
     THREAD.with(|t| t.lisp_fp.get())
 }
 
 /// Undoes [`callback_enter`].
-pub(crate) fn callback_exit(previous: u32) {
+fn callback_exit(previous: u32) {
     THREAD.with(|t| t.depth.set(previous));
+}
+
+/// Runs Lisp code `f` that Python called (a callback, an output write, a release
+/// notification): the thread counts as holding the GIL so `f` may call back into Python, and
+/// `f` runs with the Lisp caller's floating-point traps, masked again afterwards.
+pub(crate) fn in_lisp<R>(rt: &'static Runtime, f: impl FnOnce() -> R) -> R {
+    let previous = callback_enter(rt);
+    let r = match lisp_fp() {
+        Some(state) => {
+            fp::restore(state);
+            let r = f();
+            fp::remask();
+            r
+        }
+        None => f(),
+    };
+    callback_exit(previous);
+    r
 }
 
 // ---------------------------------------------------------------------------------------------

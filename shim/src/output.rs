@@ -6,7 +6,7 @@
 
 use crate::errors::{set_last_error, take_python_error};
 use crate::gil::{self, enter, Entry};
-use crate::{fp, PyObject, P4S_ERROR, P4S_OK};
+use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
 use std::ffi::CString;
@@ -65,16 +65,7 @@ unsafe extern "C" fn write_trampoline(
             let h = HANDLER.load(Ordering::Acquire);
             if h != 0 && len > 0 {
                 let f: OutputFn = std::mem::transmute::<usize, OutputFn>(h);
-                let prev = gil::callback_enter(rt);
-                match gil::lisp_fp() {
-                    Some(state) => {
-                        fp::restore(state);
-                        f(stream, p.cast(), len as i64);
-                        fp::remask();
-                    }
-                    None => f(stream, p.cast(), len as i64),
-                }
-                gil::callback_exit(prev);
+                gil::in_lisp(rt, || f(stream, p.cast(), len as i64));
             }
             (api.PyLong_FromLongLong)(len as i64)
         }

@@ -136,21 +136,28 @@ pub fn stop_report() -> String {
     cstr(unsafe { p4s_stop_report() })
 }
 
+/// A shim status as a result: the Python error (`Type: message`) for -1, the shim's message
+/// for other failures.
+pub fn status(st: i32) -> Result<(), String> {
+    match st {
+        0 => Ok(()),
+        -1 => Err(py_error()),
+        st => Err(format!("status {st}: {}", last_error())),
+    }
+}
+
 /// Runs statements in `__main__`.
 pub fn exec(code: &str) -> Result<(), String> {
     // SAFETY: `code` valid for its length; NULL dicts mean `__main__`.
-    match unsafe {
+    let st = unsafe {
         p4s_exec(
             code.as_ptr().cast(),
             code.len() as i64,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
         )
-    } {
-        0 => Ok(()),
-        -1 => Err(py_error()),
-        st => Err(format!("status {st}: {}", last_error())),
-    }
+    };
+    status(st)
 }
 
 /// A Rust view of a packed result.
@@ -210,7 +217,7 @@ pub fn eval(code: &str) -> Result<Val, String> {
     let mut out = P4sValue::default();
     let mut scratch = [0u32; SCRATCH];
     // SAFETY: arguments valid for their lengths.
-    match unsafe {
+    let st = unsafe {
         p4s_eval(
             code.as_ptr().cast(),
             code.len() as i64,
@@ -220,11 +227,8 @@ pub fn eval(code: &str) -> Result<Val, String> {
             scratch.as_mut_ptr(),
             SCRATCH as i64,
         )
-    } {
-        0 => Ok(val(&out, &scratch)),
-        -1 => Err(py_error()),
-        st => Err(format!("status {st}: {}", last_error())),
-    }
+    };
+    status(st).map(|()| val(&out, &scratch))
 }
 
 /// Resolves a dotted name to a new reference.
@@ -280,7 +284,7 @@ pub fn call(f: *mut PyObject, args: &[P4sValue], kwnames: *mut PyObject) -> Resu
     let mut out = P4sValue::default();
     let mut scratch = [0u32; SCRATCH];
     // SAFETY: arrays valid for their lengths.
-    match unsafe {
+    let st = unsafe {
         p4s_call_packed(
             f,
             args.as_ptr(),
@@ -290,11 +294,8 @@ pub fn call(f: *mut PyObject, args: &[P4sValue], kwnames: *mut PyObject) -> Resu
             scratch.as_mut_ptr(),
             SCRATCH as i64,
         )
-    } {
-        0 => Ok(val(&out, &scratch)),
-        -1 => Err(py_error()),
-        st => Err(format!("status {st}: {}", last_error())),
-    }
+    };
+    status(st).map(|()| val(&out, &scratch))
 }
 
 /// This process's resident set size in KB (Linux `/proc/self/status`; 0 elsewhere).
