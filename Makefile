@@ -44,3 +44,5 @@ matrix-readme:
 bench: setup
 	target/release/floor-bench
 	sbcl --script bench/lisp/bench.lisp
+	sbcl --script bench/lisp/strings.lisp
+	ecl --norc --shell bench/lisp/strings.lisp

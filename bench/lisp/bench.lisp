@@ -95,9 +95,9 @@ or NIL when floor-bench was not built."
   (pystart)
   (import-module "math")
   (define-python-loops)
-  (format t "py4cl2-cffi benchmarks on Python ~{~A~^.~} (~A), SBCL ~A~%"
+  (format t "py4cl2-cffi benchmarks on Python ~{~A~^.~} (~A), ~A ~A~%"
           (subseq (pyversion-info) 0 3) (raw-pyeval "__import__('sys').executable")
-          (lisp-implementation-version))
+          (lisp-implementation-type) (lisp-implementation-version))
   ;; Warm up (name cells, caches, page faults).
   (lisp-str-loop 100000) (lisp-sin-loop 10000)
   (let* ((py-str (python-loop-seconds "_bench_str_loop" +str-n+))

@@ -24,18 +24,88 @@
 
 (define-constants +ok+ 0 +pyerror+ -1 +shim-error+ -2)
 
-;;; Field access by offset on a foreign pointer (compiles to a raw memory access).
-(defmacro v-tag (p &optional (i 0)) `(cffi:mem-ref ,p :int32 (+ (* ,i +value-size+) 0)))
-(defmacro v-aux (p &optional (i 0)) `(cffi:mem-ref ,p :int32 (+ (* ,i +value-size+) 4)))
-(defmacro v-a (p &optional (i 0)) `(cffi:mem-ref ,p :int64 (+ (* ,i +value-size+) 8)))
-(defmacro v-b (p &optional (i 0)) `(cffi:mem-ref ,p :int64 (+ (* ,i +value-size+) 16)))
-(defmacro v-a-double (p &optional (i 0)) `(cffi:mem-ref ,p :double (+ (* ,i +value-size+) 8)))
-(defmacro v-b-double (p &optional (i 0)) `(cffi:mem-ref ,p :double (+ (* ,i +value-size+) 16)))
-(defmacro v-a-pointer (p &optional (i 0)) `(cffi:mem-ref ,p :pointer (+ (* ,i +value-size+) 8)))
+;;; On SBCL a DEFCFUN compiles to a direct call. On ECL, CFFI's default for compiled code
+;;; (when ECL has its dynamic FFI, as Debian's has) looks the symbol up and marshals the
+;;; arguments through lists at every call: about 18 microseconds per call here. There,
+;;; DEFINE-SHIM instead emits C that calls through the function pointer, looked up once.
+#+ecl
+(eval-when (:compile-toplevel :load-toplevel :execute)
+  (defparameter *ecl-shim-types*
+    '((:pointer :pointer-void "void*") (:int32 :int32-t "int32_t") (:int64 :int64-t "int64_t")
+      (:uint64 :uint64-t "uint64_t") (:double :double "double") (:void :void "void"))
+    "The shim's argument and return types: CFFI's name, ECL's FFI name, the C type.")
+
+  (defun ecl-shim-type (type)
+    "(ECL-FFI-TYPE C-TYPE) for the CFFI type TYPE."
+    (or (rest (assoc type *ecl-shim-types*))
+        (error "define-shim: no ECL mapping for the type ~S" type)))
+
+  (defun ecl-shim-call (cell c-name return args)
+    "A form calling the shim function C-NAME (pointer cached in CELL) with ARGS ((NAME TYPE)...)."
+    (let* ((names (mapcar #'first args))
+           (types (mapcar (lambda (a) (ecl-shim-type (second a))) args))
+           (code (format nil "((~A (*)(~{~A~^, ~}))(#0))(~{~A~^, ~})"
+                         (second (ecl-shim-type return)) (mapcar #'second types)
+                         (loop for i from 1 to (length args)
+                               collect (format nil "#~(~36R~)" i))))
+           (fn (gensym "FN"))
+           (cache (gensym "CACHE")))
+      (when (> (length args) 35) (error "define-shim: too many arguments for ~A" c-name))
+      `(let* ((,cache ,cell)
+              (,fn (or (svref ,cache 0)
+                       (setf (svref ,cache 0)
+                             (or (cffi:foreign-symbol-pointer ,c-name)
+                                 (error "The loaded shim has no function ~A." ,c-name))))))
+         (ext:with-backend
+           :bytecodes (cffi:foreign-funcall-pointer
+                       ,fn () ,@(loop for (name type) in args append (list type name)) ,return)
+           :c/c++ (ffi:c-inline (,fn ,@names) (:pointer-void ,@(mapcar #'first types))
+                                ,(first (ecl-shim-type return)) ,code
+                                :one-liner t :side-effects t))))))
+
+;;; Field access by offset on a foreign pointer (compiles to a raw memory access). On ECL,
+;;; CFFI inlines MEM-REF only for a constant offset; VALUE-FIELD emits the C access itself, so
+;;; that reading slot I of a value array allocates nothing.
+(defmacro value-field (p i type offset)
+  "The field of TYPE at OFFSET in packed value I of the array at P (SETF-able)."
+  #-ecl `(cffi:mem-ref ,p ,type (+ (* ,i +value-size+) ,offset))
+  #+ecl (destructuring-bind (ecl-type c-type) (ecl-shim-type type)
+          `(ext:with-backend
+             :bytecodes (cffi:mem-ref ,p ,type (+ (* ,i +value-size+) ,offset))
+             :c/c++ (ffi:c-inline (,p (+ (* ,i +value-size+) ,offset)) (:pointer-void :int64-t)
+                                  ,ecl-type ,(format nil "*(~A*)((char*)#0+#1)" c-type)
+                                  :one-liner t))))
+
+#+ecl
+(defsetf value-field (p i type offset) (new)
+  (destructuring-bind (ecl-type c-type) (ecl-shim-type type)
+    (let ((v (gensym "NEW")))
+      `(let ((,v ,new))
+         (ext:with-backend
+           :bytecodes (setf (cffi:mem-ref ,p ,type (+ (* ,i +value-size+) ,offset)) ,v)
+           :c/c++ (ffi:c-inline (,p (+ (* ,i +value-size+) ,offset) ,v)
+                                (:pointer-void :int64-t ,ecl-type) :void
+                                ,(format nil "*(~A*)((char*)#0+#1) = #2" c-type)
+                                :one-liner t :side-effects t))
+         ,v))))
+
+(defmacro v-tag (p &optional (i 0)) `(value-field ,p ,i :int32 0))
+(defmacro v-aux (p &optional (i 0)) `(value-field ,p ,i :int32 4))
+(defmacro v-a (p &optional (i 0)) `(value-field ,p ,i :int64 8))
+(defmacro v-b (p &optional (i 0)) `(value-field ,p ,i :int64 16))
+(defmacro v-a-double (p &optional (i 0)) `(value-field ,p ,i :double 8))
+(defmacro v-b-double (p &optional (i 0)) `(value-field ,p ,i :double 16))
+(defmacro v-a-pointer (p &optional (i 0)) `(value-field ,p ,i :pointer 8))
+
 
 (defmacro define-shim (lisp-name c-name return &rest args)
-  `(progn (declaim (inline ,lisp-name))
-          (cffi:defcfun (,c-name ,lisp-name) ,return ,@args)))
+  "Defines LISP-NAME as an inline function calling the shim's C function C-NAME, which returns
+RETURN and takes ARGS, a list of (NAME CFFI-TYPE)."
+  #-ecl `(progn (declaim (inline ,lisp-name))
+                (cffi:defcfun (,c-name ,lisp-name) ,return ,@args))
+  #+ecl `(progn (declaim (inline ,lisp-name))
+                (defun ,lisp-name ,(mapcar #'first args)
+                  ,(ecl-shim-call '(load-time-value (vector nil)) c-name return args))))
 
 ;;; Lifecycle (lifecycle.rs)
 (define-shim %start "p4s_start" :int32 (spec :pointer) (len :int64))
@@ -142,6 +212,30 @@
   (ndim :int32) (shape :pointer) (readonly :int32))
 
 ;;; Strings to and from the shim.
+
+;;; SBCL and ECL (built with Unicode, as Debian's ECL is) store a (SIMPLE-ARRAY CHARACTER (*))
+;;; as one 32-bit code point per character: the UTF-32 the shim reads and writes. Strings are
+;;; therefore copied in one block, not character by character.
+(defmacro with-utf32-storage ((pointer string) &body body)
+  "Binds POINTER to the code points of STRING, a (SIMPLE-ARRAY CHARACTER (*)), during BODY.
+The string is kept from moving meanwhile (SBCL pins it; ECL's collector never moves objects)."
+  #+sbcl `(sb-sys:with-pinned-objects (,string)
+            (let ((,pointer (sb-sys:vector-sap ,string))) ,@body))
+  #+ecl `(cffi:with-pointer-to-vector-data (,pointer ,string) ,@body)
+  #-(or sbcl ecl) (declare (ignore pointer string body))
+  #-(or sbcl ecl) (error "with-utf32-storage: only SBCL and ECL are supported"))
+
+#+ecl (ffi:clines "#include <string.h>")
+
+(declaim (inline copy-foreign-bytes))
+(defun copy-foreign-bytes (from to count)
+  "Copies COUNT bytes from the foreign pointer FROM to the foreign pointer TO."
+  #+sbcl (sb-kernel:system-area-ub8-copy from 0 to 0 count)
+  #+ecl (ffi:c-inline (to from count) (:pointer-void :pointer-void :int64-t) :void
+                     "memcpy(#0, #1, (size_t)#2)" :one-liner t :side-effects t)
+  #-(or sbcl ecl) (cffi:foreign-funcall "memcpy" :pointer to :pointer from :size count :pointer)
+  nil)
+
 (defun foreign-utf8 (pointer &optional count)
   "The Lisp string of the UTF-8 text at POINTER (NUL-terminated, or COUNT bytes); NIL for NULL."
   (unless (cffi:null-pointer-p pointer)

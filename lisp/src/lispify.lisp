@@ -89,11 +89,9 @@ the object (valid during BODY; pass it to PYCALL, PYSLOT-VALUE...) and returns t
   "A fresh Lisp string of the N UTF-32 characters at SCRATCH."
   (declare (type fixnum n) (optimize speed (safety 0)))
   (let ((s (make-string n)))
-    #+sbcl
-    (sb-sys:with-pinned-objects (s)
-      (sb-kernel:system-area-ub8-copy scratch 0 (sb-sys:vector-sap s) 0 (* 4 n)))
-    #-sbcl
-    (dotimes (i n) (setf (char s i) (code-char (cffi:mem-aref scratch :uint32 i))))
+    (when (plusp n)
+      (with-utf32-storage (p s)
+        (copy-foreign-bytes scratch p (* 4 n))))
     s))
 
 ;;; Objects (new references) -> Lisp.

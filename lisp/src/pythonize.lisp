@@ -52,9 +52,9 @@ else made into an object first."
         (let ((dst (cffi:inc-pointer arena (* 4 used))))
           (typecase s
             ((simple-array character (*))
-             #+sbcl (sb-sys:with-pinned-objects (s)
-                      (sb-kernel:system-area-ub8-copy (sb-sys:vector-sap s) 0 dst 0 (* 4 n)))
-             #-sbcl (dotimes (k n) (setf (cffi:mem-aref dst :uint32 k) (char-code (char s k)))))
+             (when (plusp n)
+               (with-utf32-storage (src s)
+                 (copy-foreign-bytes src dst (* 4 n)))))
             (t (dotimes (k n) (setf (cffi:mem-aref dst :uint32 k) (char-code (char s k))))))
           (setf (v-tag p i) +tag-str-utf32+ (v-aux p i) 0 (v-a-pointer p i) dst (v-b p i) n)
           (+ used n))
@@ -63,15 +63,10 @@ else made into an object first."
 (defun string-object (s)
   "A new Python str with the text of S."
   (cffi:with-foreign-pointer (v +value-size+)
-    #+sbcl
     (let ((s (if (typep s '(simple-array character (*))) s (coerce s '(simple-array character (*))))))
-      (sb-sys:with-pinned-objects (s)
-        (setf (v-tag v) +tag-str-utf32+ (v-a-pointer v) (sb-sys:vector-sap s) (v-b v) (length s))
-        (check-pointer (%from-value v))))
-    #-sbcl
-    (with-utf8 (bytes len s)
-      (setf (v-tag v) +tag-str-utf8+ (v-a-pointer v) bytes (v-b v) len)
-      (check-pointer (%from-value v)))))
+      (with-utf32-storage (p s)
+        (setf (v-tag v) +tag-str-utf32+ (v-a-pointer v) p (v-b v) (length s))
+        (check-pointer (%from-value v))))))
 
 (defun pack-value (x p i arena used cap)
   "Writes the packed form of the Lisp value X into slot I of the value array P. Strings go to

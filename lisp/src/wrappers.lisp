@@ -61,13 +61,8 @@ same Python object (of the same start of Python), else NIL."
     (when (< n 0) (signal-status (if (= n -1) +pyerror+ +shim-error+)))
     (let ((out (make-string n)))
       (when (plusp n)
-        #+sbcl
-        (sb-sys:with-pinned-objects (out)
-          (%str-utf32 pointer (sb-sys:vector-sap out) n))
-        #-sbcl
-        (cffi:with-foreign-object (buf :uint32 n)
-          (%str-utf32 pointer buf n)
-          (dotimes (i n) (setf (char out i) (code-char (cffi:mem-aref buf :uint32 i))))))
+        (with-utf32-storage (p out)
+          (%str-utf32 pointer p n)))
       out)))
 
 (defmethod print-object ((o pyobject-wrapper) stream)
