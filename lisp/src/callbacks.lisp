@@ -121,8 +121,9 @@ Python sees a LispError, and this condition comes back to Lisp."))
   (block callback
     (let ((done nil) (signalled nil))
       (unwind-protect
-           (handler-case
-            (handler-bind ((condition (lambda (c) (setf signalled c))))
+           (running-lisp-for-python
+            (handler-case
+             (handler-bind ((condition (lambda (c) (setf signalled c))))
                (let* ((entry (or (gethash handle *callback-functions*)
                                  (error "py4cl2-cffi: no Lisp function for callback handle ~D" handle)))
                       (*remote-objects* nil)
@@ -144,7 +145,7 @@ Python sees a LispError, and this condition comes back to Lisp."))
              (serious-condition (c)
                (raise-lisp-condition c)
                (setf done t)
-               (cffi:null-pointer)))
+               (cffi:null-pointer))))
         (unless done
           ;; A handler outside (HANDLER-CASE on a warning...) or a THROW / RETURN-FROM / restart
           ;; tried to unwind through Python. Python gets a LispError; back in Lisp the condition

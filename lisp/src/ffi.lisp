@@ -98,14 +98,45 @@
 (defmacro v-a-pointer (p &optional (i 0)) `(value-field ,p ,i :pointer 8))
 
 
+;;; Lisp interrupts while Python runs. An interrupt (C-c, SLIME's interrupt, a timer) runs
+;;; Lisp code on top of the interrupted frames. If it unwound through Python's C frames, the
+;;; thread state would keep pointers into the abandoned stack and the next call would crash.
+;;; So every shim call runs with interrupts deferred, and *IN-PYTHON* is true meanwhile; the
+;;; interrupt watcher (interrupts.lisp) asks Python to raise KeyboardInterrupt in a thread that
+;;; has one pending, and the interrupt runs in Lisp once the call has returned. Lisp code that
+;;; Python calls (callbacks) runs with interrupts allowed again: its non-local exits are
+;;; stopped before they reach Python's frames.
+(defvar *in-python* nil
+  "True in a thread while it is inside a call into Python (NIL again in Lisp code Python calls).")
+
+(defmacro calling-python (&body body)
+  "Runs BODY, a call into Python, with Lisp interrupts deferred until it returns."
+  #+sbcl `(sb-sys:without-interrupts
+            (let ((*in-python* t)) (sb-sys:allow-with-interrupts ,@body)))
+  #+ecl `(mp:without-interrupts
+           (let ((*in-python* t)) (mp:allow-with-interrupts ,@body)))
+  #-(or sbcl ecl) `(let ((*in-python* t)) ,@body))
+
+(defmacro running-lisp-for-python (&body body)
+  "Runs BODY, Lisp code that Python called, with Lisp interrupts allowed again. The caller must
+stop any non-local exit before it reaches Python's frames."
+  #+sbcl `(let ((*in-python* nil)) (sb-sys:with-interrupts ,@body))
+  #+ecl `(let ((*in-python* nil)) (mp:with-interrupts ,@body))
+  #-(or sbcl ecl) `(let ((*in-python* nil)) ,@body))
+
 (defmacro define-shim (lisp-name c-name return &rest args)
   "Defines LISP-NAME as an inline function calling the shim's C function C-NAME, which returns
-RETURN and takes ARGS, a list of (NAME CFFI-TYPE)."
+RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred."
   #-ecl `(progn (declaim (inline ,lisp-name))
-                (cffi:defcfun (,c-name ,lisp-name) ,return ,@args))
+                (defun ,lisp-name ,(mapcar #'first args)
+                  (calling-python
+                    (cffi:foreign-funcall ,c-name
+                                          ,@(loop for (name type) in args append (list type name))
+                                          ,return))))
   #+ecl `(progn (declaim (inline ,lisp-name))
                 (defun ,lisp-name ,(mapcar #'first args)
-                  ,(ecl-shim-call '(load-time-value (vector nil)) c-name return args))))
+                  (calling-python
+                    ,(ecl-shim-call '(load-time-value (vector nil)) c-name return args)))))
 
 ;;; Lifecycle (lifecycle.rs)
 (define-shim %start "p4s_start" :int32 (spec :pointer) (len :int64))
@@ -134,6 +165,9 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE)."
 (define-shim %decref "p4s_decref" :void (obj :pointer))
 (define-shim %incref "p4s_incref" :void (obj :pointer))
 (define-shim %decref-queue-length "p4s_decref_queue_length" :int64)
+
+;;; Interrupts (interrupt.rs)
+(define-shim %interrupt-thread "p4s_interrupt_thread" :int32 (ident :uint64))
 
 ;;; Values (values.rs)
 (define-shim %from-value "p4s_from_value" :pointer (v :pointer))

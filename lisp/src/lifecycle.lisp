@@ -105,6 +105,7 @@ PYTHON-START-ERROR for any other failure."
       (check-status (%exec p n (cffi:null-pointer) (cffi:null-pointer))))
     (dolist (code *additional-init-codes*)
       (raw-pyexec code))
+    (ensure-interrupt-watcher)
     t))
 
 (defun python-start-if-not-alive ()

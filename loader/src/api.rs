@@ -121,6 +121,9 @@ c_api! {
         PyGILState_Release: fn(PyGILState_STATE);
         PyGILState_Check: fn() -> c_int;
         PyGILState_GetThisThreadState: fn() -> *mut PyThreadState;
+        PyThreadState_SetAsyncExc: fn(c_ulong, PyObj) -> c_int;
+        // --- pythread.h ---
+        PyThread_get_thread_ident: fn() -> c_ulong;
 
         // --- object.h ---
         Py_IncRef: fn(PyObj);

@@ -130,6 +130,7 @@ impl Drop for Entry {
         let t = unsafe { &*self.thread };
         let depth = t.depth.get();
         if depth == 1 {
+            crate::interrupt::clear_own_request(&self.rt.api);
             // SAFETY: this thread holds the GIL (depth 1 means our entry took it).
             let ts = unsafe { (self.rt.api.PyEval_SaveThread)() };
             t.tstate.set(ts);

@@ -45,6 +45,7 @@ pub mod callback;
 pub mod errors;
 mod fp;
 pub mod gil;
+pub mod interrupt;
 pub mod lifecycle;
 pub mod output;
 pub mod values;
