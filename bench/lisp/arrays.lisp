@@ -9,25 +9,13 @@
 ;;;;    as a ratio to numpy summing its own array (timeit in Python). Target: <= 1.05x (no copy).
 ;;;; Interpreter: the configured one, or PY4CL2_CFFI_PYTHON. Every figure is the best of 11.
 
-(require :asdf)
-(setf *compile-verbose* nil *load-verbose* nil)
-(defparameter *repo* (merge-pathnames "../../" (make-pathname :name nil :type nil :defaults *load-truename*)))
-(asdf:initialize-source-registry
- `(:source-registry (:directory ,(merge-pathnames "lisp/" *repo*)) :inherit-configuration))
-(handler-bind ((warning #'muffle-warning))
-  (let ((*standard-output* (make-broadcast-stream)))
-    (asdf:load-system "py4cl2-cffi")))
+(load (merge-pathnames "load.lisp" *load-truename*))
 
-(defpackage :py4cl2-cffi/bench-arrays (:use :cl :py4cl2-cffi))
+(defpackage :py4cl2-cffi/bench-arrays (:use :cl :py4cl2-cffi :py4cl2-cffi/bench-common))
 (in-package :py4cl2-cffi/bench-arrays)
 
 (defconstant +n+ 10000000)
 (defparameter *repeat* 11)
-
-(defun now ()
-  "Seconds, with microsecond resolution."
-  #+sbcl (multiple-value-bind (s us) (sb-ext:get-time-of-day) (+ s (/ us 1d6)))
-  #-sbcl (/ (get-internal-real-time) (float internal-time-units-per-second 1d0)))
 
 (defvar *sink* nil "Keeps results alive.")
 

@@ -4,26 +4,14 @@
 ;;;; floor-bench, the same calls made from Rust through the shim's C ABI), when that exists.
 ;;;; Interpreter: the configured one, or PY4CL2_CFFI_PYTHON. Every figure is the best of 5.
 
-(require :asdf)
-(setf *compile-verbose* nil *load-verbose* nil)
-(defparameter *repo* (merge-pathnames "../../" (make-pathname :name nil :type nil :defaults *load-truename*)))
-(asdf:initialize-source-registry
- `(:source-registry (:directory ,(merge-pathnames "lisp/" *repo*)) :inherit-configuration))
-(handler-bind ((warning #'muffle-warning))
-  (let ((*standard-output* (make-broadcast-stream)))
-    (asdf:load-system "py4cl2-cffi")))
+(load (merge-pathnames "load.lisp" *load-truename*))
 
-(defpackage :py4cl2-cffi/bench (:use :cl :py4cl2-cffi))
+(defpackage :py4cl2-cffi/bench (:use :cl :py4cl2-cffi :py4cl2-cffi/bench-common))
 (in-package :py4cl2-cffi/bench)
 
 (defconstant +str-n+ 1000000)
 (defconstant +sin-n+ 100000)
 (defparameter *repeat* 5)
-
-(defun now ()
-  "Seconds, with microsecond resolution."
-  #+sbcl (multiple-value-bind (s us) (sb-ext:get-time-of-day) (+ s (/ us 1d6)))
-  #-sbcl (/ (get-internal-real-time) (float internal-time-units-per-second 1d0)))
 
 (defmacro best-seconds (&body body)
   "The best wall time of BODY over *REPEAT* runs."
@@ -69,7 +57,7 @@ def _bench_sin_bound(n, f=math.sin):
 (defun rust-floor ()
   "An alist (\"abi_str_per_call\" . calls/s) ... from floor-bench --json for the running Python,
 or NIL when floor-bench was not built."
-  (let ((exe (merge-pathnames "target/release/floor-bench" cl-user::*repo*))
+  (let ((exe (merge-pathnames "../../target/release/floor-bench" (make-pathname :name nil :type nil :defaults *load-truename*)))
         (python (raw-pyeval "__import__('sys').executable")))
     (when (probe-file exe)
       (let ((line (ignore-errors

@@ -13,24 +13,12 @@
 ;;;; Each text has a non-Latin-1 character, so the Python side is a 4-byte-kind str.
 ;;;; Interpreter: the configured one, or PY4CL2_CFFI_PYTHON.
 
-(require :asdf)
-(setf *compile-verbose* nil *load-verbose* nil)
-(defparameter *repo* (merge-pathnames "../../" (make-pathname :name nil :type nil :defaults *load-truename*)))
-(asdf:initialize-source-registry
- `(:source-registry (:directory ,(merge-pathnames "lisp/" *repo*)) :inherit-configuration))
-(handler-bind ((warning #'muffle-warning))
-  (let ((*standard-output* (make-broadcast-stream)))
-    (asdf:load-system "py4cl2-cffi")))
+(load (merge-pathnames "load.lisp" *load-truename*))
 
-(defpackage :py4cl2-cffi/bench-strings (:use :cl :py4cl2-cffi))
+(defpackage :py4cl2-cffi/bench-strings (:use :cl :py4cl2-cffi :py4cl2-cffi/bench-common))
 (in-package :py4cl2-cffi/bench-strings)
 
 (defparameter *repeat* 5)
-
-(defun now ()
-  "Seconds, with microsecond resolution."
-  #+sbcl (multiple-value-bind (s us) (sb-ext:get-time-of-day) (+ s (/ us 1d6)))
-  #-sbcl (/ (get-internal-real-time) (float internal-time-units-per-second 1d0)))
 
 (defmacro best-seconds (times &body body)
   "The best wall time of BODY, per run, over *REPEAT* measurements of TIMES runs each (enough

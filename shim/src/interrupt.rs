@@ -63,12 +63,3 @@ export! {
         found.min(1)
     }
 }
-
-export! {
-    /// The calling thread's identifier as Python knows it (`threading.get_ident()`); needs no
-    /// GIL and works before Python is started (it is pthread_self).
-    fn p4s_thread_ident() -> u64, on_panic = 0, {
-        // SAFETY: pthread_self has no preconditions.
-        unsafe { libc::pthread_self() as u64 }
-    }
-}
