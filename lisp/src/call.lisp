@@ -2,9 +2,9 @@
 
 (in-package :py4cl2-cffi)
 
-(defconstant +frame-slots+ 32
+(defconstant +frame-slots+ 16
   "Packed argument slots in a call frame (on the stack); more arguments use the heap.")
-(defconstant +scratch-chars+ 1024
+(defconstant +scratch-chars+ 256
   "UTF-32 characters of the frame's scratch: input strings are copied there before the call,
 and a str result is copied there after it.")
 (defconstant +frame-bytes+ (+ (* (1+ +frame-slots+) +value-size+) (* 4 +scratch-chars+)))

@@ -75,7 +75,7 @@ the message of the Python TypeError to raise."
     (let ((max (+ required optional)))
       (cond ((< npositional required)
              (format nil "~A() missing ~D required positional argument~:P" name
-                     (- required npositional) (- required npositional)))
+                     (- required npositional)))
             ((and (> npositional max) (or (not rest) (listp keys)))
              (format nil "~A() takes ~:[from ~D to ~D~;~*~D~] positional argument~:P but ~D ~:[were~;was~] given"
                      name (zerop optional) required max npositional (= npositional 1)))
@@ -112,7 +112,36 @@ function called by Python; it was stopped at the Python boundary, which cannot b
 function called by Python: it is stopped at the Python boundary (C frames cannot be unwound),
 Python sees a LispError, and this condition comes back to Lisp."))
 
-(export '(callback-non-local-exit) :py4cl2-cffi)
+(defvar *max-callback-depth* 500
+  "How deeply Lisp functions called by Python may nest (Lisp calls Python calls Lisp...).
+Beyond it the innermost call signals CALLBACK-DEPTH-EXCEEDED instead of running out of stack.")
+
+(defvar *callback-depth* 0 "How many Lisp functions called by Python this thread is inside.")
+
+(define-condition callback-depth-exceeded (error)
+  ((depth :initarg :depth :reader callback-depth-exceeded-depth))
+  (:report (lambda (c s)
+             (format s "Lisp functions called by Python nest ~D deep, more than ~
+                        *MAX-CALLBACK-DEPTH* allows; the innermost was not run"
+                     (callback-depth-exceeded-depth c))))
+  (:documentation "Signalled, instead of running out of stack, when Lisp functions called by
+Python (callbacks) nest deeper than *MAX-CALLBACK-DEPTH*. Python sees a LispError; the
+condition comes back to the Lisp code that called Python."))
+
+;;; Threads that Python makes call Lisp only through callbacks and output. SBCL attaches such a
+;;; foreign thread to Lisp by itself for the duration of the callback. ECL must be told: the
+;;; shim calls these two C functions around the callback (ecl_import_current_thread and
+;;; ecl_release_current_thread, ECL's documented way to run Lisp in a thread it did not make).
+#+ecl
+(ffi:clines "
+static int p4s_ecl_attach(void) { return ecl_import_current_thread(ECL_NIL, ECL_NIL) ? 1 : 0; }
+static void p4s_ecl_detach(void) { ecl_release_current_thread(); }")
+
+(defun install-thread-hooks ()
+  "Tells the shim how to attach threads that Python made to this Lisp (ECL; nothing on SBCL)."
+  #+ecl (%set-thread-hooks (ffi:c-inline () () :pointer-void "(void*)p4s_ecl_attach" :one-liner t)
+                           (ffi:c-inline () () :pointer-void "(void*)p4s_ecl_detach" :one-liner t))
+  #-ecl (%set-thread-hooks (cffi:null-pointer) (cffi:null-pointer)))
 
 (cffi:defcallback callback-handler :pointer ((handle :int64) (args :pointer) (kwargs :pointer))
   ;; Python holds the GIL and called a Lisp function. Never unwind through the shim: a Lisp
@@ -124,7 +153,10 @@ Python sees a LispError, and this condition comes back to Lisp."))
            (running-lisp-for-python
             (handler-case
              (handler-bind ((condition (lambda (c) (setf signalled c))))
-               (let* ((entry (or (gethash handle *callback-functions*)
+               (let* ((*callback-depth* (if (>= *callback-depth* *max-callback-depth*)
+                                            (error 'callback-depth-exceeded :depth (1+ *callback-depth*))
+                                            (1+ *callback-depth*)))
+                      (entry (or (gethash handle *callback-functions*)
                                  (error "py4cl2-cffi: no Lisp function for callback handle ~D" handle)))
                       (*remote-objects* nil)
                       (positional (let ((a (lispify args))) (if (listp a) a '())))
@@ -166,7 +198,6 @@ Python sees a LispError, and this condition comes back to Lisp."))
 (defun make-callable (function name)
   "A new reference to a Python callable calling FUNCTION; its handle as second value."
   (python-start-if-not-alive)
-  (lisp-object-class)                   ; the module py4cl2_cffi with LispError, once per start
   (let ((h (new-handle)))
     (setf (gethash h *callback-functions*)
           (make-callback-entry function (lambda-list-spec (function-lambda-list* function))))

@@ -44,9 +44,29 @@ message (PYERROR-MESSAGE) and the formatted traceback (PYERROR-TRACEBACK)."))
 (e.g. numpy) keeps the previous libpython mapped in this process; only that same interpreter
 can start again here. The message names the pinned files. Use a fresh Lisp process."))
 
+(define-condition python-running-error (python-start-error) ()
+  (:report (lambda (c s) (format s "Python could not be started: ~A" (shim-error-message c))))
+  (:documentation "PYSTART was asked for another interpreter than the one running. PYSTOP it
+first; PYSTART of the running interpreter just returns NIL."))
+
 (define-condition python-stop-error (shim-error) ()
   (:report (lambda (c s) (format s "Python could not be stopped: ~A" (shim-error-message c))))
-  (:documentation "PYSTOP was refused, e.g. inside WITH-PYTHON-GIL."))
+  (:documentation "PYSTOP was refused: called inside WITH-PYTHON-GIL or from a Lisp function
+that Python called, during another stop, asked to finalize while Python threads run, or other
+threads stayed inside Python past its timeout (PYTHON-STOP-BUSY-ERROR). Nothing was stopped."))
+
+(define-condition python-stop-busy-error (python-stop-error)
+  ((threads :initarg :threads :initform '() :reader python-stop-busy-error-threads
+            :documentation "The Lisp threads (or, for threads Python made, their identifiers)
+that were still inside Python."))
+  (:report (lambda (c s)
+             (format s "Python could not be stopped: ~A~@[~%Lisp threads still inside Python: ~{~A~^, ~}~]"
+                     (shim-error-message c)
+                     (mapcar (lambda (x) (if (stringp x) x (format nil "~S" x)))
+                             (python-stop-busy-error-threads c)))))
+  (:documentation "PYSTOP gave up because other threads were still inside Python when its
+timeout ran out (they were asked to leave with py4cl2_cffi.PythonStopping, a KeyboardInterrupt,
+but were in Lisp code, blocked in a system call or in a lock). Nothing was stopped."))
 
 (define-condition stale-pyobject-error (shim-error) ()
   (:documentation "A PYOBJECT-WRAPPER from an earlier start of Python was used."))
@@ -60,18 +80,32 @@ can start again here. The message names the pinned files. Use a fresh Lisp proce
 (defun take-python-error ()
   "Reads and clears this thread's kept Python exception; returns the condition to signal: the
 original Lisp condition if the exception carries one, else a SIMPLE-PYERROR."
-  (let* ((type (foreign-utf8 (%error-text 0)))
-         (message (foreign-utf8 (%error-text 1)))
-         (traceback (foreign-utf8 (%error-text 2)))
-         (handle (%error-lisp-handle))
-         ;; Read the Lisp condition before clearing: clearing drops the exception, whose
-         ;; release tells Lisp to forget the condition.
-         (original (and (>= handle 0) (gethash handle *lisp-conditions*))))
-    (%error-clear)
-    (when (>= handle 0) (remhash handle *lisp-conditions*))
-    (or original
-        (make-condition 'simple-pyerror :type (or type "<unknown>") :message (or message "")
-                                        :traceback traceback))))
+  (cffi:with-foreign-object (info '(:struct p4s-error-info))
+    (if (/= 0 (%error-describe info))
+        (make-condition 'simple-pyerror :type "<unknown>" :message "no Python exception was kept")
+        (flet ((text (p n) (foreign-utf8 (cffi:foreign-slot-value info '(:struct p4s-error-info) p)
+                                         (cffi:foreign-slot-value info '(:struct p4s-error-info) n))))
+          (let* ((type (text 'type 'type-len))
+                 (message (text 'message 'message-len))
+                 (traceback (text 'traceback 'traceback-len))
+                 (handle (cffi:foreign-slot-value info '(:struct p4s-error-info) 'lisp-handle))
+                 ;; Read the Lisp condition before clearing: clearing drops the exception, whose
+                 ;; release tells Lisp to forget the condition.
+                 (original (and (>= handle 0) (gethash handle *lisp-conditions*))))
+            (%error-clear)
+            (when (>= handle 0) (remhash handle *lisp-conditions*))
+            (or original
+                (make-condition 'simple-pyerror :type (or type "<unknown>") :message (or message "")
+                                                :traceback traceback)))))))
+
+(defun shim-condition-class (code)
+  "The condition class for the shim error CODE (p4s_last_error_code)."
+  (case code
+    (#.+code-not-started+ 'python-not-started)
+    (#.+code-pinned+ 'python-pinned-error)
+    (#.+code-other-running+ 'python-running-error)
+    ((#.+code-busy+ #.+code-refused+) 'python-stop-error)
+    (t 'shim-error)))
 
 (defun signal-status (status)
   "Signals the condition for a failed shim STATUS (-1: the kept Python exception; -2: the shim's
@@ -79,10 +113,7 @@ message)."
   (declare (type fixnum status))
   (if (= status +pyerror+)
       (error (take-python-error))
-      (let ((msg (last-shim-error)))
-        (if (search "not started" msg)
-            (error 'python-not-started :message msg)
-            (error 'shim-error :message msg)))))
+      (error (shim-condition-class (%last-error-code)) :message (last-shim-error))))
 
 (defmacro check-status (form)
   "Evaluates FORM, a shim call returning an int32 status; signals unless it is 0."

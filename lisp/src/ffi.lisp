@@ -24,6 +24,13 @@
 
 (define-constants +ok+ 0 +pyerror+ -1 +shim-error+ -2)
 
+;;; The codes p4s_last_error_code gives for a -2 status (shim/src/lib.rs), and what p4s_start
+;;; and p4s_stop return on success (shim/src/lifecycle.rs).
+(define-constants
+  +code-not-started+ -3 +code-pinned+ -4 +code-other-running+ -5 +code-busy+ -6 +code-refused+ -7)
+(define-constants +started+ 0 +already-started+ 1 +resumed+ 2)
+(define-constants +stopped-unloaded+ 0 +stopped-soft+ 1 +stopped-pinned+ 2 +stop-finalize+ 1)
+
 ;;; On SBCL a DEFCFUN compiles to a direct call. On ECL, CFFI's default for compiled code
 ;;; (when ECL has its dynamic FFI, as Debian's has) looks the symbol up and marshals the
 ;;; arguments through lists at every call: about 18 microseconds per call here. There,
@@ -140,8 +147,9 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 
 ;;; Lifecycle (lifecycle.rs)
 (define-shim %start "p4s_start" :int32 (spec :pointer) (len :int64))
-(define-shim %stop "p4s_stop" :int32)
+(define-shim %stop "p4s_stop" :int32 (flags :int32) (timeout-ms :int64))
 (define-shim %stop-report "p4s_stop_report" :pointer)
+(define-shim %stop-busy-threads "p4s_stop_busy_threads" :int64 (out :pointer) (cap :int64))
 (define-shim %is-started "p4s_is_started" :int32)
 (define-shim %generation "p4s_generation" :uint64)
 (define-shim %version "p4s_version" :pointer)
@@ -150,6 +158,14 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 
 ;;; Errors (errors.rs)
 (define-shim %last-error "p4s_last_error" :pointer)
+(define-shim %last-error-code "p4s_last_error_code" :int32)
+;;; P4sErrorInfo: {type, type_len, message, message_len, traceback, traceback_len, lisp_handle}.
+(cffi:defcstruct (p4s-error-info :size 56)
+  (type :pointer :offset 0) (type-len :int64 :offset 8)
+  (message :pointer :offset 16) (message-len :int64 :offset 24)
+  (traceback :pointer :offset 32) (traceback-len :int64 :offset 40)
+  (lisp-handle :int64 :offset 48))
+(define-shim %error-describe "p4s_error_describe" :int32 (out :pointer))
 (define-shim %error-pending "p4s_error_pending" :int32)
 (define-shim %error-text "p4s_error_text" :pointer (part :int32))
 (define-shim %error-object "p4s_error_object" :pointer)
@@ -165,6 +181,8 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %decref "p4s_decref" :void (obj :pointer))
 (define-shim %incref "p4s_incref" :void (obj :pointer))
 (define-shim %decref-queue-length "p4s_decref_queue_length" :int64)
+(define-shim %threads-in-python "p4s_threads_in_python" :int64)
+(define-shim %set-thread-hooks "p4s_set_thread_hooks" :void (attach :pointer) (detach :pointer))
 
 ;;; Interrupts (interrupt.rs)
 (define-shim %interrupt-thread "p4s_interrupt_thread" :int32 (ident :uint64))
@@ -218,6 +236,7 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 
 ;;; Output (output.rs)
 (define-shim %set-output-handler "p4s_set_output_handler" :void (handler :pointer))
+(define-shim %set-route-handler "p4s_set_route_handler" :void (handler :pointer))
 (define-shim %capture-output "p4s_capture_output" :int32 (stream :int32) (on :int32))
 
 ;;; Callbacks (callback.rs)

@@ -18,8 +18,15 @@
 interrupt pending, once per pending interrupt list (FORWARDED: thread -> the list forwarded)."
     (dolist (thread (sb-thread:list-all-threads))
       (unless (eq thread sb-thread:*current-thread*)
-        (let ((in-python (ignore-errors (sb-thread:symbol-value-in-thread '*in-python* thread nil)))
-              (pending (sb-thread::thread-interruptions thread)))
+        (let* ((in-python (ignore-errors (sb-thread:symbol-value-in-thread '*in-python* thread nil)))
+               ;; An interruption queued by INTERRUPT-THREAD, or a signal that arrived while
+               ;; interrupts were deferred (C-c and timers on the thread that gets SIGINT and
+               ;; SIGALRM, usually the main thread: the handler only notes it as pending).
+               (pending (or (sb-thread::thread-interruptions thread)
+                            (and in-python
+                                 (ignore-errors
+                                  (sb-thread:symbol-value-in-thread 'sb-sys:*interrupt-pending* thread nil))
+                                 :deferred-signal))))
           (cond ((or (not in-python) (null pending)) (remhash thread forwarded))
                 ((not (eq pending (gethash thread forwarded)))
                  ;; The lifecycle lock keeps PYSTOP from finalizing Python meanwhile; when it is

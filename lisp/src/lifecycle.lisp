@@ -1,4 +1,4 @@
-;;;; Starting and stopping Python: pystart, pystop, the epoch that invalidates cached lookups.
+;;;; Starting and stopping Python: pystart, pystop (soft or hard), the epoch that invalidates cached lookups.
 
 (in-package :py4cl2-cffi)
 
@@ -33,39 +33,6 @@ Python names (SETF PYVALUE, IMPORT-MODULE, IMPORT-FUNCTION, RAW-PYEXEC, PYEXEC).
   "How many times Python was started in this process (0 before the first start)."
   (%generation))
 
-(defparameter *helper-code* "
-import sys as _p4s_sys, types as _p4s_types
-_p4s_m = _p4s_types.ModuleType('_py4cl2_cffi')
-exec('''
-import fractions as _fractions
-def fraction(n, d):
-    return _fractions.Fraction(n, d)
-def slot_list(o):
-    return [n for n in dir(o) if not callable(getattr(o, n, None))]
-def method_list(o):
-    return [n for n in dir(o) if callable(getattr(o, n, None))]
-def getitem(o, *idx):
-    return o[idx[0] if len(idx) == 1 else idx]
-def setitem(o, v, *idx):
-    o[idx[0] if len(idx) == 1 else idx] = v
-def generator(f, stop):
-    while True:
-        v = f()
-        if v == stop:
-            return
-        yield v
-def array_copy(view):
-    import numpy
-    return numpy.array(view)
-def numpy_available():
-    import importlib.util
-    return importlib.util.find_spec('numpy') is not None
-''', _p4s_m.__dict__)
-_p4s_sys.modules['_py4cl2_cffi'] = _p4s_m
-del _p4s_m, _p4s_sys, _p4s_types
-import sys
-")
-
 (defvar *numpy-available* :unknown)
 
 (defun numpy-available-p ()
@@ -74,39 +41,74 @@ import sys
     (setf *numpy-available* (call-helper "numpy_available")))
   *numpy-available*)
 
+(defvar *stop-timeout* 5
+  "Seconds PYSTOP waits, by default, for other threads to leave Python before it gives up.")
+
+(defun shim-start-error (code message)
+  "The condition for a failed start with shim error CODE."
+  (make-condition (case code
+                    (#.+code-pinned+ 'python-pinned-error)
+                    (#.+code-other-running+ 'python-running-error)
+                    (t 'python-start-error))
+                  :message message))
+
+(defun begin-lisp-session ()
+  "What every start does after the shim started or resumed Python: fresh caches, output
+capture and callbacks attached, *ADDITIONAL-INIT-CODES* run."
+  (bump-epoch)
+  (clrhash *type-cache*)
+  (setf *numpy-available* :unknown)
+  (setf *default-python-output* *standard-output*
+        *default-python-error-output* *error-output*)
+  (%set-output-handler (cffi:callback output-handler))
+  (%set-route-handler (cffi:callback route-handler))
+  (%set-callback-handler (cffi:callback callback-handler) (cffi:callback callback-release))
+  (install-thread-hooks)
+  (check-status (%capture-output 1 1))
+  (check-status (%capture-output 2 1))
+  (raw-pyexec "import sys")
+  (dolist (code *additional-init-codes*)
+    (raw-pyexec code))
+  (ensure-interrupt-watcher))
+
+(defun end-lisp-session ()
+  "What every stop does on the Lisp side: cached lookups and Lisp handles of the session go."
+  (bump-epoch)
+  (clrhash *type-cache*)
+  (setf *numpy-available* :unknown)
+  (clrhash *callback-functions*)
+  (clrhash *lisp-object-handles*)
+  (clrhash *lisp-conditions*))
+
 (defun pystart (&key (python py4cl2-cffi/config:*python-spec*))
   "Starts the embedded Python unless it is running. PYTHON selects the interpreter for this
 start: NIL for the configured one, or a spec string (\"3.12\", \">=3.10\", a python executable,
-a venv folder). Captures Python's stdout/stderr into Lisp streams, runs
-*ADDITIONAL-INIT-CODES*. Returns T when it started Python, NIL when Python was already running.
-Signals PYTHON-PINNED-ERROR when an earlier numpy import pins another libpython in this process,
-PYTHON-START-ERROR for any other failure."
+a venv folder). After a soft stop (see PYSTOP) the same interpreter is resumed, with the
+extension modules it had loaded (numpy) still working. Captures Python's stdout/stderr into
+Lisp streams and runs *ADDITIONAL-INIT-CODES*. Returns T when it started Python, NIL when that
+interpreter was already running. A start either succeeds or leaves Python stopped.
+Signals PYTHON-RUNNING-ERROR when another interpreter is running, PYTHON-PINNED-ERROR when this
+process keeps another one (a soft stop, or an extension such as numpy pinning its libpython),
+PYTHON-START-ERROR for any other failure, and the error of a failing *ADDITIONAL-INIT-CODES*
+entry."
   (bt:with-recursive-lock-held (*lifecycle-lock*)
-    (when (python-alive-p)
-      (return-from pystart nil))
-    (let ((status (if (and python (plusp (length python)))
-                      (with-utf8 (p n python) (%start p n))
-                      (%start (cffi:null-pointer) 0))))
-      (case status
-        (0)
-        (1 (return-from pystart nil))
-        (t (let ((msg (last-shim-error)))
-             (if (or (search "still has Python" msg) (search "pinned" msg))
-                 (error 'python-pinned-error :message msg)
-                 (error 'python-start-error :message msg))))))
-    (bump-epoch)
-    (clrhash *type-cache*)
-    (setf *numpy-available* :unknown)
-    (%set-output-handler (cffi:callback output-handler))
-    (%set-callback-handler (cffi:callback callback-handler) (cffi:callback callback-release))
-    (check-status (%capture-output 1 1))
-    (check-status (%capture-output 2 1))
-    (with-utf8 (p n *helper-code*)
-      (check-status (%exec p n (cffi:null-pointer) (cffi:null-pointer))))
-    (dolist (code *additional-init-codes*)
-      (raw-pyexec code))
-    (ensure-interrupt-watcher)
-    t))
+    (let ((spec (and python (plusp (length python)) python)))
+      (when (and (null spec) (python-alive-p))
+        (return-from pystart nil))
+      (let ((status (if spec
+                        (with-utf8 (p n spec) (%start p n))
+                        (%start (cffi:null-pointer) 0))))
+        (cond ((= status +already-started+) (return-from pystart nil))
+              ((< status 0)
+               (error (shim-start-error (%last-error-code) (last-shim-error)))))
+        (let ((done nil))
+          (unwind-protect
+               (progn (begin-lisp-session) (setf done t))
+            (unless done
+              ;; Undo the start so that the next PYSTART tries again.
+              (%stop 0 0)
+              (end-lisp-session))))
+        t))))
 
 (defun python-start-if-not-alive ()
   "Starts Python (as PYSTART with no arguments) unless it is running. Returns T if it started it."
@@ -119,31 +121,75 @@ PYTHON-START-ERROR for any other failure."
     (unless (cffi:null-pointer-p p)
       (py4cl2-cffi/config::parse-json (foreign-utf8 p)))))
 
-(defun pystop ()
-  "Stops Python: finalizes it and unloads libpython and what it loaded, so that PYSTART may start
-any version next. Returns T when it stopped Python, NIL when it was not running. When an
-extension module (numpy) keeps libpython mapped, WARNs with the shim's report: then only the
-same interpreter can start again in this process. Signals PYTHON-STOP-ERROR when refused (e.g.
-inside WITH-PYTHON-GIL). Does nothing when +DISABLE-PYSTOP+ is non-NIL."
+(defun lisp-threads-with-idents (idents)
+  "The Lisp threads whose Python thread identifiers are among IDENTS, and the identifiers that
+name no Lisp thread (threads Python made)."
+  (let ((found '()) (rest idents))
+    #+sbcl
+    (dolist (th (sb-thread:list-all-threads))
+      (let ((id (ignore-errors (sb-thread::thread-os-thread th))))
+        (when (and id (member id rest))
+          (push th found)
+          (setf rest (remove id rest)))))
+    (append (nreverse found) rest)))
+
+(defun stop-busy-idents ()
+  "The Python identifiers of the threads a refused stop found inside Python."
+  (let ((n (%stop-busy-threads (cffi:null-pointer) 0)))
+    (when (plusp n)
+      (cffi:with-foreign-object (ids :uint64 n)
+        (%stop-busy-threads ids n)
+        (loop for i below n collect (cffi:mem-aref ids :uint64 i))))))
+
+(defun stop-failure (code message)
+  "The condition for a refused stop."
+  (if (= code +code-busy+)
+      (make-condition 'python-stop-busy-error
+                      :message message :threads (lisp-threads-with-idents (stop-busy-idents)))
+      (make-condition 'python-stop-error :message message)))
+
+(defun pystop (&key finalize (timeout *stop-timeout*))
+  "Stops Python. Returns T when it stopped it, NIL when it was not running. Does nothing when
++DISABLE-PYSTOP+ is non-NIL.
+
+When nothing pins libpython, Python is finalized and unloaded, so that PYSTART may start any
+version next. Otherwise (an extension module such as numpy pins libpython, Python threads are
+still running, or unloading cannot be checked) the stop is soft: Python is not finalized; the
+session ends (wrappers of it become stale, output capture and Lisp callbacks are detached,
+__main__ and the modules of your own code imported meanwhile are reset), and the next PYSTART
+of the same interpreter resumes it, numpy included. Another interpreter is then refused with
+PYTHON-PINNED-ERROR until a fresh Lisp process.
+
+FINALIZE true finalizes even then (atexit handlers run): refused while Python threads run;
+afterwards only the same interpreter may start again and only on Python 3.8-3.13 (without the
+extension modules that stayed), 3.14 and newer not at all in this process; a WARNING says so.
+
+Other threads inside Python are waited for, up to TIMEOUT seconds; after a short grace those
+still inside are asked to leave (py4cl2_cffi.PythonStopping, a KeyboardInterrupt, is raised in
+them). Signals PYTHON-STOP-BUSY-ERROR if some are still inside at the deadline, and
+PYTHON-STOP-ERROR when called inside WITH-PYTHON-GIL or from a Lisp function Python called;
+nothing is stopped then."
   (when +disable-pystop+
     (return-from pystop nil))
   (bt:with-recursive-lock-held (*lifecycle-lock*)
     (unless (python-alive-p)
       (return-from pystop nil))
-    (let ((status (%stop)))
-      (bump-epoch)
-      (clrhash *type-cache*)
-      (setf *numpy-available* :unknown)
-      (case status
-        (0 t)
-        (1 (let ((report (stop-report)))
-             (warn "Python stopped, but ~A stays loaded in this process because ~A. ~
-                    Only this same interpreter can be started again here; start a fresh Lisp ~
-                    process to use another Python version."
-                   (py4cl2-cffi/config::json-get report "libpython")
-                   (or (py4cl2-cffi/config::json-get report "reason") "an extension module pins it")))
-           t)
-        (t (error 'python-stop-error :message (last-shim-error)))))))
+    (let ((status (%stop (if finalize +stop-finalize+ 0)
+                         (max 1 (round (* 1000 (or timeout *stop-timeout*)))))))
+      (when (< status 0)
+        (let ((code (%last-error-code)))
+          (when (= code +code-not-started+)
+            (return-from pystop nil))
+          (error (stop-failure code (last-shim-error)))))
+      (end-lisp-session)
+      (when (= status +stopped-pinned+)
+        (let ((report (stop-report)))
+          (warn "Python was finalized, but ~A stays loaded in this process because ~A. ~
+                 Only this same interpreter, on Python 3.8-3.13, can be started again here; ~
+                 start a fresh Lisp process to use another Python version."
+                (py4cl2-cffi/config::json-get report "libpython")
+                (or (py4cl2-cffi/config::json-get report "reason") "an extension module pins it"))))
+      t)))
 
 (defun pyversion-info ()
   "Return a list, using the result of python's sys.version_info: (MAJOR MINOR MICRO

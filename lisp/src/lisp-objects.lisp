@@ -64,64 +64,20 @@ lispified, or signal PYTHON-ATTRIBUTE-MISSING. Specialise it for your classes.")
 (defmethod python-setattr ((object standard-object) slot-name value)
   (setf (slot-value object (object-slot object slot-name)) value))
 
-;;; The proxy class, made once per start of Python (when first needed).
-(defparameter *lisp-object-code* "
-import sys as _sys, types as _types
-_m = _sys.modules.get('py4cl2_cffi') or _types.ModuleType('py4cl2_cffi')
-exec('''
-class LispObject:
-    \"\"\"A Lisp object (structure or CLOS instance) seen from Python: reading or setting an
-    attribute calls python-getattr / python-setattr in Lisp.\"\"\"
-    __slots__ = ('_lisp_call', '_lisp_handle')
-    def __init__(self, call, handle):
-        object.__setattr__(self, '_lisp_call', call)
-        object.__setattr__(self, '_lisp_handle', handle)
-    def __getattr__(self, name):
-        if name.startswith('__') and name.endswith('__'):
-            raise AttributeError(name)
-        ok, value = object.__getattribute__(self, '_lisp_call')(0, name)
-        if ok:
-            return value
-        raise AttributeError(value)
-    def __setattr__(self, name, value):
-        ok, message = object.__getattribute__(self, '_lisp_call')(1, name, value)
-        if not ok:
-            raise AttributeError(message)
-    def __delattr__(self, name):
-        raise AttributeError('Lisp object attributes cannot be deleted: ' + name)
-    def __repr__(self):
-        return object.__getattribute__(self, '_lisp_call')(2)
-    def __dir__(self):
-        return list(object.__getattribute__(self, '_lisp_call')(3))
-''', _m.__dict__)
-_sys.modules['py4cl2_cffi'] = _m
-del _m, _sys, _types
-")
-
 (defvar *lisp-object-class* (cons 0 nil)
   "(generation . new reference to py4cl2_cffi.LispObject).")
 
 (defun lisp-object-class ()
-  "The borrowed pointer of py4cl2_cffi.LispObject in the running Python (made on first use,
-with the module py4cl2_cffi that also holds LispError)."
+  "The borrowed pointer of py4cl2_cffi.LispObject in the running Python (the class lives in the
+helper module that the shim installs at start)."
   (python-start-if-not-alive)
   (let ((entry *lisp-object-class*)
         (generation (%generation)))
     (if (and (= (car entry) generation) (cdr entry))
         (cdr entry)
-        (progn
-          (with-utf8 (s n *lisp-object-code*)
-            (check-status (%exec s n (cffi:null-pointer) (cffi:null-pointer))))
-          (let ((module (with-utf8 (s n "py4cl2_cffi") (check-pointer (%import s n)))))
-            (unwind-protect
-                 (cffi:with-foreign-pointer (v +value-size+)
-                   (pack-borrowed v 0 (check-pointer (%lisp-error-type)))
-                   (with-utf8 (s n "LispError")
-                     (check-status (%setattr module s n v))))
-              (%decref module)))
-          (let ((class (lookup-object "py4cl2_cffi.LispObject")))
-            (setf *lisp-object-class* (cons generation class))
-            class)))))
+        (let ((class (lookup-object "_py4cl2_cffi.LispObject")))
+          (setf *lisp-object-class* (cons generation class))
+          class))))
 
 (defun lisp-object-dispatch (object)
   "The Lisp function behind OBJECT's proxy: op 0 getattr, 1 setattr, 2 repr, 3 dir."

@@ -64,6 +64,10 @@
 
    ;; Lisp functions and objects seen from Python.
    #:export-function
+   #:callback-non-local-exit
+   #:callback-depth-exceeded
+   #:callback-depth-exceeded-depth
+   #:*max-callback-depth*
    #:python-getattr
    #:python-setattr
 
@@ -78,6 +82,10 @@
    #:python-start-error-message
    #:python-pinned-error
    #:python-stop-error
+   #:python-stop-busy-error
+   #:python-stop-busy-error-threads
+   #:python-running-error
+   #:*stop-timeout*
    #:shim-error
    #:shim-error-message
    #:stale-pyobject-error

@@ -122,6 +122,8 @@ c_api! {
         PyGILState_Check: fn() -> c_int;
         PyGILState_GetThisThreadState: fn() -> *mut PyThreadState;
         PyThreadState_SetAsyncExc: fn(c_ulong, PyObj) -> c_int;
+        Py_GetRecursionLimit: fn() -> c_int;
+        Py_SetRecursionLimit: fn(c_int);
         // --- pythread.h ---
         PyThread_get_thread_ident: fn() -> c_ulong;
 

@@ -1,7 +1,8 @@
 //! Opens libpython at run time, resolves the C-API table, starts, stops and unloads Python.
 //!
 //! Nothing here links libpython: [`start`] opens the file the config layer names, resolves
-//! [`api::Api`] from it, initialises Python and releases the GIL; [`stop`] finalises and unloads.
+//! [`api::Api`] from it, initialises Python and releases the GIL; [`stop`] ends the session,
+//! softly (the interpreter stays dormant, to be resumed) or by finalising and unloading.
 
 // Errors are returned only from start and stop, never on a hot path; a rich `Pinned` variant
 // is worth its size.
@@ -17,7 +18,10 @@ mod macos;
 pub mod maps;
 pub mod tsd;
 
-pub use lifecycle::{current, generation, is_running, pinned, start, stop, Runtime, UnloadReport};
+pub use lifecycle::{
+    current, dormant, generation, interpreter, is_running, pinned, start, stop, Runtime, Started,
+    StopKind, StopMode, UnloadReport,
+};
 pub use py4cl2_cffi_config as config;
 
 use std::path::PathBuf;
@@ -38,6 +42,24 @@ pub enum Error {
     /// Python is already running in this process.
     #[error("python is already started; stop it first to start another")]
     AlreadyStarted,
+    /// Another interpreter than the one asked for is running.
+    #[error("cannot start Python {requested_version} ({}): Python {running_version} ({}) is running; stop it first (pystop)", requested.display(), running.display())]
+    OtherRunning {
+        /// The executable of the running interpreter.
+        running: PathBuf,
+        /// Its version.
+        running_version: String,
+        /// The executable asked for.
+        requested: PathBuf,
+        /// Its version.
+        requested_version: String,
+    },
+    /// A finalising stop was refused because Python threads are still running.
+    #[error("cannot finalize Python while its threads are still running: {threads}; end them first, or stop without finalizing (a soft stop keeps them running)")]
+    ThreadsRunning {
+        /// The running threads, as `name (daemon)`.
+        threads: String,
+    },
     /// No interpreter is running.
     #[error("python is not started")]
     NotStarted,

@@ -13,6 +13,19 @@
 
 use std::ops::Range;
 
+/// Whether this C library's key table can be read, so that [`delete_keys_with_destructors_in`]
+/// will work. A stop checks this before deciding to unload anything (it fails closed).
+pub fn can_inspect() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        glibc::can_inspect()
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// Deletes the keys whose destructor lies in one of `ranges`. Returns how many were deleted, or
 /// `None` if this C library's key table cannot be read safely (then nothing was done).
 pub fn delete_keys_with_destructors_in(ranges: &[Range<usize>]) -> Option<usize> {
@@ -37,7 +50,8 @@ mod glibc {
         destr: usize,
     }
 
-    pub(super) fn delete_keys(ranges: &[Range<usize>]) -> Option<usize> {
+    /// glibc's key table, when its published description matches the layout we read.
+    fn table() -> Option<&'static [KeyEntry]> {
         // SAFETY: dlsym with RTLD_DEFAULT only looks symbols up.
         let (keys, desc) = unsafe {
             (
@@ -56,11 +70,19 @@ mod glibc {
         if d[0] != entry_bits || i64::from(d[1]) != max as i64 || d[2] != 0 || max <= 0 {
             return None;
         }
-        // SAFETY: the descriptor confirms `__pthread_keys` is `max` entries of this layout. We
-        // only read; concurrent key creation in another thread could race, which at worst makes
-        // us miss or see a just-created key, and we only delete keys whose destructor is in the
-        // library being unloaded (whose code nobody may run any more).
-        let table = unsafe { std::slice::from_raw_parts(keys as *const KeyEntry, max as usize) };
+        // SAFETY: the descriptor confirms `__pthread_keys` is `max` entries of this layout, a
+        // static array of glibc that lives as long as the process. We only read; concurrent
+        // key creation in another thread could race, which at worst makes us miss or see a
+        // just-created key.
+        Some(unsafe { std::slice::from_raw_parts(keys as *const KeyEntry, max as usize) })
+    }
+
+    pub(super) fn can_inspect() -> bool {
+        table().is_some()
+    }
+
+    pub(super) fn delete_keys(ranges: &[Range<usize>]) -> Option<usize> {
+        let table = table()?;
         let mut deleted = 0;
         for (k, e) in table.iter().enumerate() {
             let in_use = e.seq & 1 == 1;

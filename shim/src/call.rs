@@ -394,6 +394,31 @@ pub(crate) fn main_dict(api: &Api) -> PyObj {
     }
 }
 
+/// For the builtins that read their caller's frame (`exec`, `eval`, `globals`, `locals`,
+/// `vars`, `dir`), the helper module's stand-in that uses `__main__` instead, since a call
+/// from Lisp has no Python frame (`exec('x = 1')` would fail with "frame does not exist").
+/// A new reference, or NULL for any other name.
+fn frame_free_stand_in(e: &Entry, name: &str) -> PyObj {
+    let helper: &std::ffi::CStr = match name {
+        "exec" => c"exec_in_main",
+        "eval" => c"eval_in_main",
+        "globals" => c"globals_of_main",
+        "locals" => c"locals_of_main",
+        "vars" => c"vars_of_main",
+        "dir" => c"dir_of_main",
+        _ => return NULL,
+    };
+    let api = e.api();
+    // SAFETY: GIL held; the helper module is live; a new reference or NULL (error cleared).
+    unsafe {
+        let f = (api.PyObject_GetAttrString)(e.runtime().helpers(), helper.as_ptr());
+        if f.is_null() {
+            (api.PyErr_Clear)();
+        }
+        f
+    }
+}
+
 /// Resolves a dotted name: the first part in `__main__`'s globals, then builtins; the rest as
 /// attributes. New reference or NULL with `NameError`/`AttributeError` set.
 fn lookup(e: &Entry, name: &[u8]) -> PyObj {
@@ -412,8 +437,12 @@ fn lookup(e: &Entry, name: &[u8]) -> PyObj {
         } else {
             (api.PyDict_GetItemString)(g, cfirst.as_ptr())
         };
+        let mut stand_in = NULL;
         if o.is_null() {
             o = (api.PyDict_GetItemString)((api.PyEval_GetBuiltins)(), cfirst.as_ptr());
+            if !o.is_null() && !text.contains('.') {
+                stand_in = frame_free_stand_in(e, first);
+            }
         }
         if o.is_null() {
             let msg = std::ffi::CString::new(format!("name '{first}' is not defined"))
@@ -421,8 +450,12 @@ fn lookup(e: &Entry, name: &[u8]) -> PyObj {
             (api.PyErr_SetString)(Api::read_pointer(api.PyExc_NameError), msg.as_ptr());
             return NULL;
         }
-        (api.Py_IncRef)(o);
-        o
+        if stand_in.is_null() {
+            (api.Py_IncRef)(o);
+            o
+        } else {
+            stand_in
+        }
     };
     for part in parts {
         let Ok(c) = std::ffi::CString::new(part) else {

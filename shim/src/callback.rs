@@ -14,7 +14,6 @@ use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
 use std::ffi::{c_char, CString};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 /// The Lisp side's callback entry: `(handle, args, kwargs) -> new reference or NULL`, called
 /// with the GIL held; on failure it sets a Python exception (`p4s_error_set*`) and returns NULL.
@@ -49,7 +48,7 @@ unsafe extern "C" fn capsule_destructor(capsule: *mut PyObject) {
     // SAFETY: called by Python with the GIL held for our capsule; the pointer was made by
     // `Box::into_raw` in `p4s_make_callable` and is freed only here.
     unsafe {
-        let Some(rt) = py4cl2_cffi_loader::current() else {
+        let Some(rt) = py4cl2_cffi_loader::interpreter() else {
             return;
         };
         let p = (rt.api.PyCapsule_GetPointer)(capsule, CAPSULE_NAME.as_ptr()) as *mut CallbackData;
@@ -70,7 +69,7 @@ unsafe extern "C" fn condition_destructor(capsule: *mut PyObject) {
     // SAFETY: called by Python with the GIL held for our capsule, whose pointer was made by
     // `Box::into_raw` in `p4s_error_set_lisp` and is freed only here.
     unsafe {
-        let Some(rt) = py4cl2_cffi_loader::current() else {
+        let Some(rt) = py4cl2_cffi_loader::interpreter() else {
             return;
         };
         let p =
@@ -85,14 +84,17 @@ unsafe extern "C" fn condition_destructor(capsule: *mut PyObject) {
 }
 
 /// Tells Lisp's release handler that Python no longer references `handle`, if the handle
-/// belongs to the running interpreter (GIL held).
+/// belongs to the running session (GIL held). Handles of an ended session are forgotten by
+/// Lisp at the stop; a release that arrives while Lisp must not run is dropped the same way.
 fn release_handle(rt: &'static py4cl2_cffi_loader::Runtime, handle: i64, generation: u64) {
     let release = RELEASE.load(Ordering::Acquire);
-    if release != 0 && generation == rt.generation {
+    // SAFETY: a query; the GIL is held, so no hard stop runs.
+    let running = unsafe { py4cl2_cffi_loader::current() }.is_some();
+    if release != 0 && running && generation == rt.generation() {
         // SAFETY: the address was registered as a `ReleaseFn` by `p4s_set_callback_handler`.
         let f: ReleaseFn = unsafe { std::mem::transmute::<usize, ReleaseFn>(release) };
         // SAFETY: the Lisp handler follows the ReleaseFn contract (GIL held, any handle).
-        gil::in_lisp(rt, || unsafe { f(handle) });
+        let _ = gil::in_lisp(rt, || unsafe { f(handle) });
     }
 }
 
@@ -102,8 +104,8 @@ unsafe extern "C" fn trampoline(
     kwargs: *mut PyObject,
 ) -> *mut PyObject {
     let r = std::panic::catch_unwind(|| {
-        // SAFETY: Python calls us with the GIL held while the interpreter runs.
-        let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
+        // SAFETY: Python calls us with the GIL held while the interpreter is initialised.
+        let Some(rt) = (unsafe { py4cl2_cffi_loader::interpreter() }) else {
             return std::ptr::null_mut();
         };
         let api = &rt.api;
@@ -114,7 +116,17 @@ unsafe extern "C" fn trampoline(
             return std::ptr::null_mut();
         }
         // SAFETY: the capsule owns the data while the function (and so this call) lives.
-        let handle = unsafe { (*p).handle };
+        let (handle, generation) = unsafe { ((*p).handle, (*p).generation) };
+        // SAFETY: a query; the GIL is held, so no hard stop runs.
+        let running = unsafe { py4cl2_cffi_loader::current() }.is_some();
+        if !running || generation != rt.generation() {
+            set_runtime_error(
+                api,
+                "py4cl2-cffi: this Lisp function belongs to a Lisp session of Python that has \
+                 ended (pystop); Lisp functions handed to Python cannot be called after pystop",
+            );
+            return std::ptr::null_mut();
+        }
         let call = CALL.load(Ordering::Acquire);
         if call == 0 {
             set_runtime_error(api, "no Lisp callback handler is registered");
@@ -123,7 +135,17 @@ unsafe extern "C" fn trampoline(
         // SAFETY: the address was registered as a `CallbackFn`.
         let f: CallbackFn = unsafe { std::mem::transmute::<usize, CallbackFn>(call) };
         // SAFETY: the Lisp handler follows the CallbackFn contract; args/kwargs are borrowed.
-        let r = gil::in_lisp(rt, || unsafe { f(handle, args, kwargs) });
+        let r = match gil::in_lisp(rt, || unsafe { f(handle, args, kwargs) }) {
+            Ok(r) => r,
+            Err(gil::NotInLisp::Stopping) => {
+                raise_stopping(rt);
+                return std::ptr::null_mut();
+            }
+            Err(gil::NotInLisp::NoLisp) => {
+                set_runtime_error(api, "py4cl2-cffi: the Lisp runtime could not take this thread in, so the Lisp function was not called");
+                return std::ptr::null_mut();
+            }
+        };
         // SAFETY: GIL held.
         if r.is_null() && unsafe { (api.PyErr_Occurred)() }.is_null() {
             set_runtime_error(
@@ -134,6 +156,26 @@ unsafe extern "C" fn trampoline(
         r
     });
     r.unwrap_or(std::ptr::null_mut())
+}
+
+/// Raises `py4cl2_cffi.PythonStopping` in Python: Lisp was not called because pystop is
+/// stopping Python (GIL held).
+pub(crate) fn raise_stopping(rt: &py4cl2_cffi_loader::Runtime) {
+    let api = &rt.api;
+    // SAFETY: GIL held; the helper module is live; a new reference or NULL.
+    let t = unsafe { (api.PyObject_GetAttrString)(rt.helpers(), c"PythonStopping".as_ptr()) };
+    if t.is_null() {
+        set_runtime_error(api, "py4cl2-cffi: Python is being stopped");
+        return;
+    }
+    // SAFETY: GIL held; `t` is an exception class; SetString takes its own reference.
+    unsafe {
+        (api.PyErr_SetString)(
+            t,
+            c"py4cl2-cffi: Lisp was not called because Python is being stopped (pystop)".as_ptr(),
+        );
+        (api.Py_DecRef)(t);
+    }
 }
 
 fn set_runtime_error(api: &Api, msg: &str) {
@@ -164,7 +206,7 @@ export! {
             },
             _name: nm,
             handle,
-            generation: e.runtime().generation,
+            generation: e.runtime().generation(),
         });
         data.def.ml_name = data._name.as_ptr();
         let raw = Box::into_raw(data);
@@ -187,26 +229,15 @@ export! {
     }
 }
 
-/// The `py4cl2_cffi.LispError` class of the running interpreter (made on first use).
-static LISP_ERROR: Mutex<(usize, u64)> = Mutex::new((0, 0));
-
+/// The `py4cl2_cffi.LispError` class of the running interpreter (borrowed: the helper module
+/// keeps it), or NULL with the error set.
 fn lisp_error_type(e: &Entry) -> *mut PyObject {
-    let gen = e.runtime().generation;
-    let mut g = LISP_ERROR.lock().unwrap_or_else(|x| x.into_inner());
-    if g.1 == gen && g.0 != 0 {
-        return g.0 as *mut PyObject;
-    }
     let api = e.api();
-    // SAFETY: GIL held; NewException returns a new class (we keep that reference until stop).
-    let t = unsafe {
-        (api.PyErr_NewException)(
-            c"py4cl2_cffi.LispError".as_ptr(),
-            Api::read_pointer(api.PyExc_Exception),
-            std::ptr::null_mut(),
-        )
-    };
+    // SAFETY: GIL held; the helper module is live; a new reference or NULL.
+    let t = unsafe { (api.PyObject_GetAttrString)(e.runtime().helpers(), c"LispError".as_ptr()) };
     if !t.is_null() {
-        *g = (t as usize, gen);
+        // SAFETY: the helper module keeps the class alive for the life of the interpreter.
+        unsafe { (api.Py_DecRef)(t) };
     }
     t
 }
@@ -252,7 +283,7 @@ export! {
             (api.PyObject_SetAttrString)(exc, c"lisp_handle".as_ptr(), h);
             (api.Py_DecRef)(h);
             // When Python drops the exception, the release handler hears of `handle`.
-            let data = Box::into_raw(Box::new((handle, e.runtime().generation)));
+            let data = Box::into_raw(Box::new((handle, e.runtime().generation())));
             let cap = (api.PyCapsule_New)(data.cast(), CONDITION_CAPSULE.as_ptr(), Some(condition_destructor));
             if cap.is_null() {
                 drop(Box::from_raw(data));
@@ -274,42 +305,47 @@ export! {
     /// error), else -1.
     fn p4s_error_lisp_handle() -> i64, on_panic = -1, {
         let Some(e) = enter() else { return -1 };
-        let api = e.api();
-        let mut v = crate::errors::kept_exception(&e);
-        let t = lisp_error_type(&e);
-        for _ in 0..16 {
-            if v.is_null() || t.is_null() {
-                break;
-            }
-            // SAFETY: GIL held; `v` an exception instance; attribute lookups return new refs.
-            unsafe {
-                if (api.PyObject_IsInstance)(v, t) == 1 {
-                    let h = (api.PyObject_GetAttrString)(v, c"lisp_handle".as_ptr());
-                    if h.is_null() {
-                        (api.PyErr_Clear)();
-                        return -1;
-                    }
-                    let mut of = 0;
-                    let n = (api.PyLong_AsLongLongAndOverflow)(h, &mut of);
-                    (api.Py_DecRef)(h);
-                    (api.PyErr_Clear)();
-                    return n;
-                }
-                let next = (api.PyObject_GetAttrString)(v, c"__context__".as_ptr());
-                if next.is_null() {
-                    (api.PyErr_Clear)();
-                    return -1;
-                }
-                // Borrow: the chain is kept alive by the kept exception.
-                (api.Py_DecRef)(next);
-                v = if next == api._Py_NoneStruct { std::ptr::null_mut() } else { next };
-            }
-        }
-        -1
+        let v = crate::errors::kept_exception(&e);
+        lisp_handle_of(&e, v)
     }
 }
 
-/// Forgets per-interpreter state (at stop; the objects die with the interpreter).
-pub(crate) fn forget(_e: &Entry) {
-    *LISP_ERROR.lock().unwrap_or_else(|x| x.into_inner()) = (0, 0);
+/// The Lisp handle carried by exception `v` or the first `LispError` of its context chain,
+/// else -1 (GIL held; errors are cleared).
+pub(crate) fn lisp_handle_of(e: &Entry, mut v: *mut PyObject) -> i64 {
+    let api = e.api();
+    let t = lisp_error_type(e);
+    for _ in 0..16 {
+        if v.is_null() || t.is_null() {
+            break;
+        }
+        // SAFETY: GIL held; `v` an exception instance; attribute lookups return new refs.
+        unsafe {
+            if (api.PyObject_IsInstance)(v, t) == 1 {
+                let h = (api.PyObject_GetAttrString)(v, c"lisp_handle".as_ptr());
+                if h.is_null() {
+                    (api.PyErr_Clear)();
+                    return -1;
+                }
+                let mut of = 0;
+                let n = (api.PyLong_AsLongLongAndOverflow)(h, &mut of);
+                (api.Py_DecRef)(h);
+                (api.PyErr_Clear)();
+                return n;
+            }
+            let next = (api.PyObject_GetAttrString)(v, c"__context__".as_ptr());
+            if next.is_null() {
+                (api.PyErr_Clear)();
+                return -1;
+            }
+            // Borrow: the chain is kept alive by the exception we were given.
+            (api.Py_DecRef)(next);
+            v = if next == api._Py_NoneStruct {
+                std::ptr::null_mut()
+            } else {
+                next
+            };
+        }
+    }
+    -1
 }

@@ -1,8 +1,12 @@
-//! Errors: the shim's own last-error text, and the Python exception kept for each thread.
+//! Errors: the shim's own last error (a status code and a text), and the Python exception kept
+//! for each thread.
 //!
 //! When a call fails in Python, the shim takes the exception out of Python at once
 //! ([`take_python_error`]) and keeps it for the calling thread; Lisp then reads its type name,
-//! message and traceback, or gets the exception object itself, and finally clears it.
+//! message, traceback and Lisp handle in one call ([`p4s_error_describe`]), or gets the
+//! exception object itself, and finally clears it. Describing runs no Python source: the type
+//! and message come from C-API calls, the traceback from the helper module's formatter, so a
+//! `RecursionError` raised deep in a recursion is still described.
 
 use crate::gil::{enter, Entry};
 use crate::values::utf8_of;
@@ -12,14 +16,24 @@ use std::ffi::{c_char, CString};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_CODE: Cell<i32> = const { Cell::new(P4S_OK) };
     static TEXT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static DESCRIPTION: RefCell<[Vec<u8>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
     static EXC: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
+    static HANDLE: Cell<i64> = const { Cell::new(-1) };
 }
 
-/// Records a shim-level error message for this thread.
-pub fn set_last_error(msg: &str) {
+/// Records a shim-level error for this thread: its status code (one of the `P4S_*` error
+/// codes, read back with `p4s_last_error_code`) and its message.
+pub fn set_error(code: i32, msg: &str) {
     let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     LAST_ERROR.with(|e| *e.borrow_mut() = c);
+    LAST_CODE.with(|k| k.set(code));
+}
+
+/// Records a shim-level error message for this thread, with the generic code [`P4S_ERROR`].
+pub fn set_last_error(msg: &str) {
+    set_error(P4S_ERROR, msg);
 }
 
 /// Takes the pending Python exception (GIL held) and keeps it for this thread; returns
@@ -64,13 +78,40 @@ pub fn take_python_error(e: &Entry) -> i32 {
     P4S_PYERROR
 }
 
-/// Replaces this thread's kept exception with `v` (a new reference, or NULL).
+/// Replaces this thread's kept exception with `v` (a new reference, or NULL). Its type name,
+/// message and Lisp handle are read at once (they are cheap, and a stop by another thread
+/// before Lisp reads them must not lose them); the traceback is formatted when asked for.
 fn keep_exception(e: &Entry, v: *mut PyObject) {
-    let (old, gen) = EXC.with(|c| c.replace((v as usize, e.runtime().generation)));
-    if old != 0 && gen == e.runtime().generation {
+    let (old, gen) = EXC.with(|c| c.replace((v as usize, e.runtime().generation())));
+    if old != 0 && e.runtime().owns_generation(gen) {
         // SAFETY: GIL held; the old exception was ours.
         unsafe { (e.api().Py_DecRef)(old as *mut PyObject) };
     }
+    let (type_name, message, handle) = if v.is_null() {
+        (Vec::new(), Vec::new(), -1)
+    } else {
+        (
+            type_name_of(e, v).unwrap_or_else(|| b"<unknown type>".to_vec()),
+            str_bytes(e, v).unwrap_or_else(|| b"<str() of the exception failed>".to_vec()),
+            crate::callback::lisp_handle_of(e, v),
+        )
+    };
+    DESCRIPTION.with(|d| {
+        let mut d = d.borrow_mut();
+        d[0] = type_name;
+        d[1] = message;
+        d[2].clear();
+    });
+    HANDLE.with(|h| h.set(handle));
+}
+
+/// The `Type: message` line of the kept description.
+fn summary_line(d: &[Vec<u8>; 3]) -> Vec<u8> {
+    let mut t = d[0].clone();
+    t.extend_from_slice(b": ");
+    t.extend_from_slice(&d[1]);
+    t.push(b'\n');
+    t
 }
 
 /// Releases this thread's kept exception (at stop).
@@ -81,7 +122,7 @@ pub(crate) fn p4s_forget_kept(e: &Entry) {
 /// This thread's kept exception (borrowed), if it belongs to the running interpreter.
 pub(crate) fn kept_exception(e: &Entry) -> *mut PyObject {
     let (v, gen) = EXC.with(|c| c.get());
-    if gen == e.runtime().generation {
+    if gen == e.runtime().generation() {
         v as *mut PyObject
     } else {
         std::ptr::null_mut()
@@ -107,6 +148,165 @@ export! {
 }
 
 export! {
+    /// The status code of this thread's last shim-level error: `P4S_ERROR` (-2, a bad argument
+    /// or an internal error), `P4S_NOT_STARTED` (-3), `P4S_PINNED` (-4), `P4S_OTHER_RUNNING`
+    /// (-5), `P4S_BUSY` (-6) or `P4S_REFUSED` (-7); 0 if there was none.
+    fn p4s_last_error_code() -> i32, on_panic = P4S_ERROR, {
+        LAST_CODE.with(|k| k.get())
+    }
+}
+
+/// What `p4s_error_describe` fills in: UTF-8 texts (not NUL-terminated, borrowed until this
+/// thread keeps or describes another exception) and the Lisp handle of a `LispError`.
+#[repr(C)]
+pub struct P4sErrorInfo {
+    /// The type's qualified name, `module.Name` for non-builtins.
+    pub type_name: *const u8,
+    /// Its length in bytes.
+    pub type_len: i64,
+    /// `str()` of the exception.
+    pub message: *const u8,
+    /// Its length in bytes.
+    pub message_len: i64,
+    /// The formatted traceback ending with the `Type: message` line.
+    pub traceback: *const u8,
+    /// Its length in bytes.
+    pub traceback_len: i64,
+    /// The Lisp handle carried by the exception (or the first `LispError` of its context
+    /// chain), else -1.
+    pub lisp_handle: i64,
+}
+
+export! {
+    /// Describes this thread's kept Python exception into `out` in one call (see
+    /// [`P4sErrorInfo`]). Returns 0, 1 when no exception is kept (`out` untouched), or -2.
+    /// Runs no Python source, so it works at any recursion depth; a part that cannot be had
+    /// (a failing `__str__`) is replaced by a note saying so.
+    fn p4s_error_describe(out: *mut P4sErrorInfo) -> i32, on_panic = P4S_ERROR, {
+        if out.is_null() {
+            set_last_error("p4s_error_describe: NULL out");
+            return P4S_ERROR;
+        }
+        let Some(e) = enter() else {
+            // Python was stopped (by another thread) since the exception was kept: describe
+            // it from what was read when it was kept, and forget it (its session is over).
+            let (v, _) = EXC.with(|c| c.replace((0, 0)));
+            if v == 0 {
+                return 1;
+            }
+            DESCRIPTION.with(|d| {
+                let mut d = d.borrow_mut();
+                let mut tb = summary_line(&d);
+                tb.extend_from_slice(b"(the traceback is not available: Python was stopped before it was read)\n");
+                d[2] = tb;
+            });
+            HANDLE.with(|h| h.set(-1));
+            return fill_description(out);
+        };
+        let v = kept_exception(&e);
+        if v.is_null() {
+            return 1;
+        }
+        let traceback = formatted_traceback(&e, v);
+        DESCRIPTION.with(|d| {
+            let mut d = d.borrow_mut();
+            d[2] = traceback.unwrap_or_else(|| summary_line(&d));
+        });
+        fill_description(out)
+    }
+}
+
+/// Writes the kept description into `out` (valid for writing, caller's contract). Returns 0.
+fn fill_description(out: *mut P4sErrorInfo) -> i32 {
+    let handle = HANDLE.with(|h| h.get());
+    DESCRIPTION.with(|d| {
+        let d = d.borrow();
+        // SAFETY: `out` is valid for writing (caller's contract); the texts live in this
+        // thread's buffers until the next exception is kept or described.
+        unsafe {
+            *out = P4sErrorInfo {
+                type_name: d[0].as_ptr(),
+                type_len: d[0].len() as i64,
+                message: d[1].as_ptr(),
+                message_len: d[1].len() as i64,
+                traceback: d[2].as_ptr(),
+                traceback_len: d[2].len() as i64,
+                lisp_handle: handle,
+            };
+        }
+    });
+    P4S_OK
+}
+
+/// `module.Qualname` of `o`'s type (just `Qualname` for builtins), from C-level attribute reads
+/// (GIL held). Errors are cleared.
+pub(crate) fn type_name_of(e: &Entry, o: *mut PyObject) -> Option<Vec<u8>> {
+    let api = e.api();
+    // SAFETY: GIL held; `o` live; reading the type needs no reference.
+    let t = unsafe { py4cl2_cffi_loader::ffi_types::ob_type(o) };
+    let attr = |name: &std::ffi::CStr| -> Option<Vec<u8>> {
+        // SAFETY: GIL held; `t` is a type object; new reference or NULL.
+        let a = unsafe { (api.PyObject_GetAttrString)(t, name.as_ptr()) };
+        if a.is_null() {
+            // SAFETY: GIL held.
+            unsafe { (api.PyErr_Clear)() };
+            return None;
+        }
+        let s = utf8_of(e, a).map(|b| b.to_vec());
+        // SAFETY: our reference.
+        unsafe { (api.Py_DecRef)(a) };
+        s
+    };
+    let qualname = attr(c"__qualname__")?;
+    match attr(c"__module__") {
+        Some(m) if m != b"builtins" => {
+            let mut full = m;
+            full.push(b'.');
+            full.extend_from_slice(&qualname);
+            Some(full)
+        }
+        _ => Some(qualname),
+    }
+}
+
+/// The traceback of exception `v` formatted by the helper module (GIL held). The recursion
+/// limit is raised for the moment so that an exception from the bottom of a deep recursion
+/// (a `RecursionError`) can still be formatted. Errors are cleared.
+fn formatted_traceback(e: &Entry, v: *mut PyObject) -> Option<Vec<u8>> {
+    let api = e.api();
+    let helpers = e.runtime().helpers();
+    if helpers.is_null() {
+        return None;
+    }
+    // SAFETY: GIL held; plain queries and settings of the interpreter's recursion limit.
+    let limit = unsafe { (api.Py_GetRecursionLimit)() };
+    // SAFETY: as above.
+    unsafe { (api.Py_SetRecursionLimit)(limit.saturating_add(200)) };
+    // SAFETY: GIL held; `helpers` is the live helper module; `v` an exception instance.
+    let r = unsafe {
+        let f = (api.PyObject_GetAttrString)(helpers, c"format_exception".as_ptr());
+        let r = if f.is_null() {
+            std::ptr::null_mut()
+        } else {
+            let r = crate::call::vectorcall(api, f, &[v], std::ptr::null_mut());
+            (api.Py_DecRef)(f);
+            r
+        };
+        (api.Py_SetRecursionLimit)(limit);
+        r
+    };
+    if r.is_null() {
+        // SAFETY: GIL held.
+        unsafe { (api.PyErr_Clear)() };
+        return None;
+    }
+    let s = utf8_of(e, r).map(|b| b.to_vec());
+    // SAFETY: our reference.
+    unsafe { (api.Py_DecRef)(r) };
+    s
+}
+
+export! {
     /// Whether this thread has a kept Python exception: 1 yes, 0 no.
     fn p4s_error_pending() -> i32, on_panic = 0, {
         match enter() {
@@ -128,13 +328,13 @@ export! {
         if v.is_null() {
             return std::ptr::null();
         }
-        let code: &[u8] = match part {
-            0 => crate::call::TYPE_NAME_OF_OBJ,
-            1 => b"str(__p4s_obj)\0",
-            2 => b"''.join(__import__('traceback').format_exception(type(__p4s_obj), __p4s_obj, __p4s_obj.__traceback__))\0",
+        let text = match part {
+            0 => type_name_of(&e, v),
+            1 => str_bytes(&e, v),
+            2 => formatted_traceback(&e, v),
             _ => return std::ptr::null(),
         };
-        match crate::call::eval_with_obj(&e, code, v) {
+        match text {
             Some(bytes) => text_out(&bytes),
             None => std::ptr::null(),
         }

@@ -40,6 +40,32 @@ pub(crate) fn clear_own_request(api: &Api) {
     ANY_REQUESTED.store(!requested.is_empty(), Ordering::Release);
 }
 
+/// Asks Python to raise `exc` (an exception class) in each thread of `idents` at its next
+/// bytecode, recording the requests so that any still pending when a thread leaves Python is
+/// withdrawn then (GIL held). Returns how many threads were found.
+pub(crate) fn request(
+    api: &Api,
+    exc: *mut py4cl2_cffi_loader::ffi_types::PyObject,
+    idents: &[u64],
+) -> usize {
+    let mut requested = REQUESTED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut found = 0;
+    for &ident in idents {
+        let ident = ident as c_ulong;
+        // SAFETY: GIL held (caller's contract); `exc` is a live exception class.
+        if unsafe { (api.PyThreadState_SetAsyncExc)(ident, exc) } > 0 {
+            found += 1;
+            if !requested.contains(&ident) {
+                requested.push(ident);
+            }
+        }
+    }
+    if found > 0 {
+        ANY_REQUESTED.store(true, Ordering::Release);
+    }
+    found
+}
+
 export! {
     /// Asks Python to raise `KeyboardInterrupt` in the thread whose identifier (pthread_self,
     /// as `threading.get_ident()` reports it) is `ident`, at that thread's next bytecode. Call
@@ -50,16 +76,8 @@ export! {
     fn p4s_interrupt_thread(ident: u64) -> i32, on_panic = crate::P4S_ERROR, {
         let Some(e) = enter() else { return crate::P4S_ERROR };
         let api = e.api();
-        let ident = ident as c_ulong;
-        let mut requested = REQUESTED.lock().unwrap_or_else(|e| e.into_inner());
-        // SAFETY: GIL held; PyExc_KeyboardInterrupt is read after initialisation.
-        let found = unsafe {
-            (api.PyThreadState_SetAsyncExc)(ident, Api::read_pointer(api.PyExc_KeyboardInterrupt))
-        };
-        if found > 0 && !requested.contains(&ident) {
-            requested.push(ident);
-            ANY_REQUESTED.store(true, Ordering::Release);
-        }
-        found.min(1)
+        // SAFETY: PyExc_KeyboardInterrupt is read after initialisation.
+        let found = request(api, unsafe { Api::read_pointer(api.PyExc_KeyboardInterrupt) }, &[ident]);
+        found.min(1) as i32
     }
 }

@@ -54,7 +54,21 @@ pub mod values;
 pub const P4S_OK: i32 = 0;
 /// Status: Python raised; the exception is kept for this thread (`p4s_error_*`).
 pub const P4S_PYERROR: i32 = -1;
-/// Status: shim-level error; the message is in `p4s_last_error()`.
+/// Status: shim-level error; the message is in `p4s_last_error()` and the precise reason's code
+/// (one of the codes below, or `P4S_ERROR` itself for a bad argument or an internal error) in
+/// `p4s_last_error_code()`.
 pub const P4S_ERROR: i32 = -2;
+/// Error code: Python is not running (or was stopped while the call waited).
+pub const P4S_NOT_STARTED: i32 = -3;
+/// Error code: the process keeps another interpreter (dormant or pinned), or cannot start
+/// Python again at all; a fresh process is needed for the one asked for.
+pub const P4S_PINNED: i32 = -4;
+/// Error code: another interpreter than the one asked for is running; stop it first.
+pub const P4S_OTHER_RUNNING: i32 = -5;
+/// Error code: a stop gave up because other threads stayed inside Python.
+pub const P4S_BUSY: i32 = -6;
+/// Error code: the request is not possible now (a stop from inside Python, during another
+/// stop, or finalising while Python threads run).
+pub const P4S_REFUSED: i32 = -7;
 
 pub use py4cl2_cffi_loader::ffi_types::PyObject;

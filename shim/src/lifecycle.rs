@@ -1,18 +1,49 @@
-//! Starting and stopping Python, version information and the unload report.
+//! Starting, resuming and stopping Python; version information and the stop report.
+//!
+//! Starts and stops are serialised by one lock. A stop first closes the gate of `gil` and
+//! waits (bounded) for every other thread to leave Python, asking the ones still inside to
+//! leave with `py4cl2_cffi.PythonStopping` (a `KeyboardInterrupt`); only then does the loader
+//! end the session (softly, or by finalising). Status codes are distinct so that Lisp picks
+//! its condition from the code, never from the message.
 
-use crate::errors::set_last_error;
-use crate::gil;
-use crate::{P4S_ERROR, P4S_OK};
+use crate::errors::{set_error, set_last_error};
+use crate::gil::{self, StopGate};
+use crate::{
+    P4S_BUSY, P4S_ERROR, P4S_NOT_STARTED, P4S_OK, P4S_OTHER_RUNNING, P4S_PINNED, P4S_REFUSED,
+};
+use py4cl2_cffi_loader::{Error as LoaderError, StopKind, StopMode};
 use std::ffi::{c_char, CString};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 static REPORT: Mutex<Option<CString>> = Mutex::new(None);
 static VERSION: Mutex<Option<CString>> = Mutex::new(None);
+/// Serialises starts and stops.
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+thread_local! {
+    /// The threads a refused stop found inside Python (read by `p4s_stop_busy_threads`).
+    static BUSY: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
-/// `P4S_ALREADY_STARTED`: `p4s_start` found Python running and did nothing.
+/// The thread that placed a stop's interrupt requests, until it is joined.
+static INTERRUPTER: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+
+/// `p4s_start`: Python was already running that interpreter; nothing was done.
 pub const P4S_ALREADY_STARTED: i32 = 1;
-/// `P4S_PINNED`: `p4s_stop` finished, but libpython stayed mapped (see the report).
-pub const P4S_PINNED: i32 = 1;
+/// `p4s_start`: a dormant interpreter (soft-stopped) was resumed.
+pub const P4S_RESUMED: i32 = 2;
+/// `p4s_stop`: soft stop; the interpreter is dormant and the same one resumes on start.
+pub const P4S_STOPPED_SOFT: i32 = 1;
+/// `p4s_stop`: finalised, but libpython stayed mapped (see the report).
+pub const P4S_STOPPED_PINNED: i32 = 2;
+/// `p4s_stop` flag: finalise even when libpython cannot be unloaded afterwards.
+pub const P4S_STOP_FINALIZE: i32 = 1;
+
+/// How long a stop lets in-flight calls finish by themselves before asking them to leave.
+const STOP_GRACE: Duration = Duration::from_millis(100);
+/// The default bound on waiting for other threads to leave Python.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn spec_of(spec: *const c_char, len: i64) -> Result<Option<String>, String> {
     if spec.is_null() || len <= 0 {
@@ -45,17 +76,26 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The status code for a loader error of a start.
+fn start_error_code(e: &LoaderError) -> i32 {
+    match e {
+        LoaderError::Pinned { .. } | LoaderError::CannotRestart { .. } => P4S_PINNED,
+        LoaderError::OtherRunning { .. } => P4S_OTHER_RUNNING,
+        _ => P4S_ERROR,
+    }
+}
+
 export! {
     /// Starts Python. `spec` (`len` UTF-8 bytes; NULL or empty for the configured interpreter)
     /// selects one as `py4cl2-cffi-config use` does: `3.12`, `>=3.10`, an executable, a venv or
-    /// conda folder. Returns 0 when started, 1 when Python was already running (nothing done),
-    /// -2 on failure with the reason in `p4s_last_error()` (a missing or wrong libpython, a
-    /// process pinned to another version, an unknown spec...).
+    /// conda folder. Returns 0 when started, 2 when the dormant interpreter a soft stop left was
+    /// resumed, 1 when that interpreter was already running (nothing done). Fails with -2 and a
+    /// reason in `p4s_last_error()`, whose code (`p4s_last_error_code()`) is `P4S_PINNED` when
+    /// the process keeps another interpreter (a fresh process is needed), `P4S_OTHER_RUNNING`
+    /// when another interpreter is running, else `P4S_ERROR` (a missing or wrong libpython, an
+    /// unknown spec...). A failed start leaves Python stopped.
     fn p4s_start(spec: *const c_char, len: i64) -> i32, on_panic = P4S_ERROR, {
-        if py4cl2_cffi_loader::is_running() {
-            set_last_error("python is already started");
-            return P4S_ALREADY_STARTED;
-        }
+        let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
         let spec = match spec_of(spec, len) {
             Ok(s) => s,
             Err(m) => {
@@ -63,6 +103,9 @@ export! {
                 return P4S_ERROR;
             }
         };
+        if py4cl2_cffi_loader::is_running() && spec.is_none() {
+            return P4S_ALREADY_STARTED;
+        }
         let facts = match py4cl2_cffi_config::resolve(spec.as_deref()) {
             Ok(f) => f,
             Err(e) => {
@@ -71,15 +114,153 @@ export! {
             }
         };
         match py4cl2_cffi_loader::start(&facts) {
-            Ok(rt) => {
-                let v = &rt.facts.version;
+            Ok(started) => {
+                let v = &started.runtime.facts.version;
                 *VERSION.lock().unwrap_or_else(|e| e.into_inner()) =
                     CString::new(format!("{}.{}.{}", v.major, v.minor, v.patch)).ok();
-                P4S_OK
+                if started.resumed { P4S_RESUMED } else { P4S_OK }
             }
-            Err(py4cl2_cffi_loader::Error::AlreadyStarted) => {
-                set_last_error("python is already started");
-                P4S_ALREADY_STARTED
+            Err(LoaderError::AlreadyStarted) => P4S_ALREADY_STARTED,
+            Err(e) => {
+                set_error(start_error_code(&e), &chain(&e));
+                P4S_ERROR
+            }
+        }
+    }
+}
+
+/// Starts a thread that asks the threads `idents` to leave Python (`PythonStopping`), if stop
+/// attempt `attempt` is still waiting when it gets the GIL. It is joined before Python is
+/// stopped (see [`join_interrupter`]).
+fn spawn_interrupter(attempt: u64, idents: &[u64]) {
+    let idents = idents.to_vec();
+    let spawned = std::thread::Builder::new()
+        .name("py4cl2-cffi stop".into())
+        .spawn(move || {
+            // SAFETY: the runtime stays valid: no stop proceeds before joining this thread.
+            let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
+                return;
+            };
+            let api = &rt.api;
+            // SAFETY: the interpreter is initialised; this thread has no Python state yet, so
+            // Ensure makes one and the matching Release below deletes it.
+            let state = unsafe { (api.PyGILState_Ensure)() };
+            if gil::attempt_in_progress(attempt) {
+                // SAFETY: GIL held; the helper module is live; a new reference or NULL.
+                let exc = unsafe {
+                    (api.PyObject_GetAttrString)(rt.helpers(), c"PythonStopping".as_ptr())
+                };
+                if exc.is_null() {
+                    // SAFETY: GIL held.
+                    unsafe { (api.PyErr_Clear)() };
+                } else {
+                    crate::interrupt::request(api, exc, &idents);
+                    // SAFETY: our reference.
+                    unsafe { (api.Py_DecRef)(exc) };
+                }
+            }
+            // SAFETY: undoes the Ensure above on this thread.
+            unsafe { (api.PyGILState_Release)(state) };
+        });
+    if let Ok(h) = spawned {
+        *INTERRUPTER.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+}
+
+/// Waits for the interrupter of an earlier (or this) stop attempt to finish. Called once no
+/// Lisp thread is inside Python, so it gets the GIL as soon as Python's own threads let go.
+fn join_interrupter() {
+    let h = INTERRUPTER.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(h) = h {
+        let _ = h.join();
+    }
+}
+
+export! {
+    /// Stops Python. Returns 0 when it was finalised and everything it loaded is unmapped (any
+    /// version may start next), 1 for a soft stop (not finalised: the interpreter stays
+    /// initialised and the next start of it resumes it; the report says why), 2 when it was
+    /// finalised but libpython stayed mapped. `flags`: `P4S_STOP_FINALIZE` (1) finalises even
+    /// when libpython cannot be unloaded afterwards. `timeout_ms` (≤ 0: 5000) bounds the wait
+    /// for other threads to leave Python; after 100 ms the ones still inside are asked to
+    /// leave (`py4cl2_cffi.PythonStopping` is raised in them). Fails with -2, the code saying
+    /// why: `P4S_NOT_STARTED`; `P4S_BUSY` when threads are still inside Python at the
+    /// deadline (their identifiers are in the message; nothing was stopped); `P4S_REFUSED`
+    /// when called while this thread holds the GIL (inside `with-python-gil` or a Lisp function
+    /// Python called), during another stop, or to finalise while Python threads run.
+    fn p4s_stop(flags: i32, timeout_ms: i64) -> i32, on_panic = P4S_ERROR, {
+        let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
+        if !py4cl2_cffi_loader::is_running() {
+            set_error(P4S_NOT_STARTED, "python is not started");
+            return P4S_ERROR;
+        }
+        if gil::depth() > 0 {
+            set_error(P4S_REFUSED, "cannot stop python while this thread is inside it (inside with-python-gil, or in a Lisp function that Python called)");
+            return P4S_ERROR;
+        }
+        let timeout = if timeout_ms > 0 { Duration::from_millis(timeout_ms as u64) } else { STOP_TIMEOUT };
+        let gate = match StopGate::close(timeout, STOP_GRACE.min(timeout / 2), spawn_interrupter) {
+            Ok(g) => g,
+            Err(busy) if busy.idents.is_empty() => {
+                set_error(P4S_REFUSED, "another thread is stopping python");
+                return P4S_ERROR;
+            }
+            Err(busy) => {
+                BUSY.with(|b| *b.borrow_mut() = busy.idents.clone());
+                let list = busy.idents.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+                set_error(P4S_BUSY, &format!(
+                    "{} other thread(s) still inside Python after {:.1} s (thread idents: {list}); nothing was stopped",
+                    busy.idents.len(), timeout.as_secs_f64()));
+                return P4S_ERROR;
+            }
+        };
+        join_interrupter();
+        if let Some(e) = gil::enter() {
+            crate::output::forget(&e);
+            crate::errors::p4s_forget_kept(&e);
+            gil::drain_now(&e);
+        }
+        let mode = if flags & P4S_STOP_FINALIZE != 0 { StopMode::Finalize } else { StopMode::Auto };
+        let result = py4cl2_cffi_loader::stop(mode);
+        drop(gate);
+        match result {
+            Ok(r) => {
+                if r.kind != StopKind::Soft {
+                    gil::clear_queue();
+                }
+                let list = |v: &[String]| {
+                    v.iter()
+                        .map(|p| format!("\"{}\"", json_escape(p)))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                let paths = |v: &[std::path::PathBuf]| {
+                    list(&v.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>())
+                };
+                let kind = match r.kind {
+                    StopKind::Unloaded => "unloaded",
+                    StopKind::Soft => "soft",
+                    StopKind::Finalized => "finalized",
+                };
+                let json = format!(
+                    "{{\"libpython\":\"{}\",\"kind\":\"{kind}\",\"pinned\":{},\"reason\":{},\"unloaded\":[{}],\"remaining\":[{}],\"dropped_modules\":[{}]}}",
+                    json_escape(&r.libpython.to_string_lossy()),
+                    r.pinned,
+                    r.pin_reason.as_deref().map(|s| format!("\"{}\"", json_escape(s))).unwrap_or_else(|| "null".into()),
+                    paths(&r.unloaded),
+                    paths(&r.remaining),
+                    list(&r.dropped_modules),
+                );
+                *REPORT.lock().unwrap_or_else(|e| e.into_inner()) = CString::new(json).ok();
+                match r.kind {
+                    StopKind::Unloaded => P4S_OK,
+                    StopKind::Soft => P4S_STOPPED_SOFT,
+                    StopKind::Finalized => P4S_STOPPED_PINNED,
+                }
+            }
+            Err(e @ LoaderError::ThreadsRunning { .. }) => {
+                set_error(P4S_REFUSED, &chain(&e));
+                P4S_ERROR
             }
             Err(e) => {
                 set_last_error(&chain(&e));
@@ -90,51 +271,20 @@ export! {
 }
 
 export! {
-    /// Stops Python: finalizes it and unloads libpython and everything it loaded. Returns 0
-    /// when all of it was unmapped (any version may start next), 1 when libpython stayed
-    /// mapped (only the same interpreter may start again; `p4s_stop_report()` says why), -2 when
-    /// Python was not running or this thread still holds the GIL through `p4s_gil_acquire`.
-    /// No other thread may be inside Python meanwhile.
-    fn p4s_stop() -> i32, on_panic = P4S_ERROR, {
-        if !py4cl2_cffi_loader::is_running() {
-            set_last_error("python is not started");
-            return P4S_ERROR;
-        }
-        if gil::depth() > 0 {
-            set_last_error("cannot stop python while this thread holds the GIL (inside with-python-gil)");
-            return P4S_ERROR;
-        }
-        if let Some(e) = gil::enter() {
-            crate::output::forget(&e);
-            crate::callback::forget(&e);
-            crate::errors::p4s_forget_kept(&e);
-            gil::drain_now(&e);
-        }
-        gil::clear_queue();
-        match py4cl2_cffi_loader::stop() {
-            Ok(r) => {
-                let list = |v: &[std::path::PathBuf]| {
-                    v.iter()
-                        .map(|p| format!("\"{}\"", json_escape(&p.to_string_lossy())))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                };
-                let json = format!(
-                    "{{\"libpython\":\"{}\",\"pinned\":{},\"reason\":{},\"unloaded\":[{}],\"remaining\":[{}]}}",
-                    json_escape(&r.libpython.to_string_lossy()),
-                    r.pinned,
-                    r.pin_reason.as_deref().map(|s| format!("\"{}\"", json_escape(s))).unwrap_or_else(|| "null".into()),
-                    list(&r.unloaded),
-                    list(&r.remaining),
-                );
-                *REPORT.lock().unwrap_or_else(|e| e.into_inner()) = CString::new(json).ok();
-                if r.pinned { P4S_PINNED } else { P4S_OK }
+    /// After `p4s_stop` failed with `P4S_BUSY` on this thread: copies the Python identifiers of
+    /// the threads that were still inside Python into `out` (room for `cap`) and returns how
+    /// many there were.
+    fn p4s_stop_busy_threads(out: *mut u64, cap: i64) -> i64, on_panic = -1, {
+        BUSY.with(|b| {
+            let b = b.borrow();
+            if !out.is_null() {
+                for (i, id) in b.iter().take(cap.max(0) as usize).enumerate() {
+                    // SAFETY: `out` has room for `cap` values (caller's contract).
+                    unsafe { *out.add(i) = *id };
+                }
             }
-            Err(e) => {
-                set_last_error(&chain(&e));
-                P4S_ERROR
-            }
-        }
+            b.len() as i64
+        })
     }
 }
 
@@ -161,8 +311,10 @@ fn json_escape(s: &str) -> String {
 }
 
 export! {
-    /// The report of the last `p4s_stop` as JSON: `libpython`, `pinned`, `reason`, `unloaded`
-    /// and `remaining` (file lists). Borrowed until the next stop; NULL before any stop.
+    /// The report of the last `p4s_stop` as JSON: `libpython`, `kind` (`unloaded`, `soft` or
+    /// `finalized`), `pinned`, `reason`, `unloaded` and `remaining` (file lists) and
+    /// `dropped_modules` (what a soft stop removed from `sys.modules`). Borrowed until the next
+    /// stop; NULL before any stop.
     fn p4s_stop_report() -> *const c_char, on_panic = std::ptr::null(), {
         ptr_of(&REPORT)
     }
@@ -195,9 +347,11 @@ export! {
     /// The running Python's `sys.version_info` parts into the three pointers (any may be
     /// NULL). Returns 0, or -2 if Python is not running.
     fn p4s_version_info(major: *mut i32, minor: *mut i32, micro: *mut i32) -> i32, on_panic = P4S_ERROR, {
-        // SAFETY: only the facts are read; stop cannot overlap (caller's contract for all p4s_).
+        // SAFETY: only the facts are read, under the lifecycle lock, so no stop overlaps.
+        let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: (see above) the lifecycle lock is held.
         let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
-            set_last_error("python is not started");
+            set_error(P4S_NOT_STARTED, "python is not started");
             return P4S_ERROR;
         };
         let v = &rt.facts.version;
@@ -212,8 +366,8 @@ export! {
 }
 
 export! {
-    /// If an earlier stop left libpython mapped: its path (UTF-8, borrowed until the next call);
-    /// NULL when the process can start any version.
+    /// If an earlier stop left libpython mapped, or a soft stop keeps it dormant: its path
+    /// (UTF-8, borrowed until the next call); NULL when the process can start any version.
     fn p4s_pinned_libpython() -> *const c_char, on_panic = std::ptr::null(), {
         static PINNED: Mutex<Option<CString>> = Mutex::new(None);
         let mut g = PINNED.lock().unwrap_or_else(|e| e.into_inner());

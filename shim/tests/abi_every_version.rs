@@ -17,7 +17,8 @@ use std::sync::Mutex;
 static OUTPUT: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
 static RELEASED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
-unsafe extern "C" fn on_output(stream: i32, data: *const u8, len: i64) {
+unsafe extern "C" fn on_output(stream: i32, data: *const u8, len: i64, route: i64) {
+    assert_eq!(route, -1, "a write from the thread that called Python has route -1");
     // SAFETY: the shim passes `len` valid UTF-8 bytes.
     let s = unsafe { std::slice::from_raw_parts(data, len as usize) };
     OUTPUT
@@ -89,11 +90,27 @@ fn exercise(label: &str, exe: &std::path::Path) {
             label.starts_with(&format!("{a}.{b}")),
             "{label} started {a}.{b}.{c}"
         );
-        let again = "anything";
+        // The running interpreter again: nothing to do.
+        let again = exe.to_string_lossy();
         assert_eq!(
             p4s_start(again.as_ptr().cast(), again.len() as i64),
             P4S_ALREADY_STARTED
         );
+        // A spec that selects nothing is an error, not a silent "already started".
+        let bogus = "no-such-python-spec";
+        assert_eq!(p4s_start(bogus.as_ptr().cast(), bogus.len() as i64), -2);
+        assert_eq!(p4s_last_error_code(), -2);
+        assert_eq!(p4s_is_started(), 1, "the running Python is untouched");
+    }
+    // Another interpreter while this one runs: refused with its own code, this one untouched.
+    if let Some((other, oexe)) = base_interpreters().into_iter().find(|(l, _)| l != label) {
+        let e = start(oexe.to_str().unwrap()).unwrap_err();
+        assert_eq!(last_error_code(), -5, "{label} running, {other} asked: {e}");
+        assert!(e.contains("stop it first"), "{e}");
+    }
+    // SAFETY: plain query.
+    unsafe {
+        assert_eq!(p4s_is_started(), 1, "the running Python is untouched");
     }
     assert_eq!(
         eval("__import__('sys').executable").unwrap(),
@@ -635,7 +652,8 @@ fn every_interpreter_through_the_abi() {
         assert_eq!(p4s_gil_acquire(), -2);
         assert!(last_error().contains("not started"), "{}", last_error());
         assert!(p4s_lookup("x".as_ptr().cast(), 1).is_null());
-        assert_eq!(p4s_stop(), -2);
+        assert_eq!(p4s_stop(0, 0), -2);
+        assert_eq!(p4s_last_error_code(), -3, "not started has its own code");
         assert_eq!(p4s_capture_output(1, 1), -2);
     }
     let all = base_interpreters();

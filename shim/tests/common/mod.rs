@@ -111,23 +111,41 @@ pub fn py_error() -> String {
     unsafe { format!("{}: {}", cstr(p4s_error_text(0)), cstr(p4s_error_text(1))) }
 }
 
-/// Starts Python for `spec` (a path or version spec).
-pub fn start(spec: &str) -> Result<(), String> {
+/// The last shim error's code (`p4s_last_error_code`).
+pub fn last_error_code() -> i32 {
+    // SAFETY: no arguments.
+    unsafe { p4s_last_error_code() }
+}
+
+/// Starts Python for `spec` (a path or version spec): Ok(true) when a dormant interpreter was
+/// resumed, Ok(false) for a fresh start.
+pub fn start_kind(spec: &str) -> Result<bool, String> {
     // SAFETY: `spec` valid for its length.
     match unsafe { p4s_start(spec.as_ptr().cast(), spec.len() as i64) } {
-        0 => Ok(()),
-        st => Err(format!("status {st}: {}", last_error())),
+        0 => Ok(false),
+        2 => Ok(true),
+        st => Err(format!("status {st} (code {}): {}", last_error_code(), last_error())),
     }
 }
 
-/// Stops Python; Ok(pinned?) or the error.
-pub fn stop() -> Result<bool, String> {
-    // SAFETY: no arguments.
-    match unsafe { p4s_stop() } {
-        0 => Ok(false),
-        1 => Ok(true),
-        st => Err(format!("status {st}: {}", last_error())),
+/// Starts Python for `spec` (a path or version spec), fresh or resumed.
+pub fn start(spec: &str) -> Result<(), String> {
+    start_kind(spec).map(|_| ())
+}
+
+/// Stops Python with `flags` (1: finalize); Ok(status: 0 unloaded, 1 soft, 2 finalized and
+/// pinned) or the error.
+pub fn stop_with(flags: i32) -> Result<i32, String> {
+    // SAFETY: no pointer arguments.
+    match unsafe { p4s_stop(flags, 0) } {
+        st @ 0..=2 => Ok(st),
+        st => Err(format!("status {st} (code {}): {}", last_error_code(), last_error())),
     }
+}
+
+/// Stops Python; Ok(true) when libpython stays loaded (a soft stop or a pinned finalisation).
+pub fn stop() -> Result<bool, String> {
+    stop_with(0).map(|st| st != 0)
 }
 
 /// The JSON report of the last stop.
