@@ -61,6 +61,8 @@
                (:file "runtime")
                (:file "interrupts")
                (:file "restart")
+               (:file "stop")
+               (:file "threads")
                (:file "callbacks")
                (:file "modules")
                (:file "objects")

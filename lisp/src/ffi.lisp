@@ -186,6 +186,8 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 
 ;;; Interrupts (interrupt.rs)
 (define-shim %interrupt-thread "p4s_interrupt_thread" :int32 (ident :uint64))
+(define-shim %observe-signal "p4s_observe_signal" :int32 (sig :int32))
+(define-shim %signal-count "p4s_signal_count" :uint64 (sig :int32))
 
 ;;; Values (values.rs)
 (define-shim %from-value "p4s_from_value" :pointer (v :pointer))

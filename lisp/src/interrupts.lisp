@@ -2,6 +2,14 @@
 ;;;; KeyboardInterrupt in Python (see CALLING-PYTHON in ffi.lisp for why interrupts are
 ;;;; deferred there). SBCL only: it reads another thread's pending interruptions. On ECL the
 ;;;; interrupt is deferred until Python returns, without being forwarded.
+;;;;
+;;;; Signals need more: C-c (SIGINT) and timers (SIGALRM, WITH-TIMEOUT) reach the thread that
+;;;; receives them, usually the main thread, and when that thread is inside Python its Lisp
+;;;; handler is deferred, so nothing is queued that the watcher could see. So the watcher also
+;;;; runs timers that are due (a timer for a thread inside Python then queues its interruption
+;;;; as usual), and counts SIGINTs through the shim's observer (p4s_observe_signal, in front of
+;;;; SBCL's own handler): a C-c while the foreground thread is inside Python asks Python to
+;;;; raise KeyboardInterrupt there, and SBCL's deferred handler runs when the call returns.
 
 (in-package :py4cl2-cffi)
 
@@ -13,20 +21,33 @@
   (defvar *interrupt-watcher* nil "The watcher thread, or NIL.")
   (defvar *interrupt-watcher-stop* nil "Set to T to make the watcher exit.")
 
+  (defvar *sigints-seen* 0 "SIGINTs the watcher has accounted for.")
+
+  (defun sigint-arrived-p ()
+    "True once per SIGINT the shim's observer counted since the last call."
+    (let ((n (%signal-count sb-unix:sigint)))
+      (when (/= n *sigints-seen*)
+        (setf *sigints-seen* n)
+        t)))
+
+  (defun run-due-timers ()
+    "Runs the timers that are due, in this thread: their SIGALRM may be deferred in a thread
+that is inside Python."
+    (let ((next (ignore-errors (sb-impl::peek-schedule))))
+      (when (and next (ignore-errors (<= (sb-impl::%timer-expire-time next) (get-internal-real-time))))
+        (ignore-errors (sb-impl::run-expired-timers)))))
+
   (defun forward-pending-interrupts (forwarded)
     "Asks Python to raise KeyboardInterrupt in each thread that is inside Python with a Lisp
 interrupt pending, once per pending interrupt list (FORWARDED: thread -> the list forwarded)."
+    (run-due-timers)
     (dolist (thread (sb-thread:list-all-threads))
       (unless (eq thread sb-thread:*current-thread*)
         (let* ((in-python (ignore-errors (sb-thread:symbol-value-in-thread '*in-python* thread nil)))
-               ;; An interruption queued by INTERRUPT-THREAD, or a signal that arrived while
-               ;; interrupts were deferred (C-c and timers on the thread that gets SIGINT and
-               ;; SIGALRM, usually the main thread: the handler only notes it as pending).
                (pending (or (sb-thread::thread-interruptions thread)
-                            (and in-python
-                                 (ignore-errors
-                                  (sb-thread:symbol-value-in-thread 'sb-sys:*interrupt-pending* thread nil))
-                                 :deferred-signal))))
+                            (and in-python (eq thread (sb-thread::foreground-thread))
+                                 (sigint-arrived-p)
+                                 :sigint))))
           (cond ((or (not in-python) (null pending)) (remhash thread forwarded))
                 ((not (eq pending (gethash thread forwarded)))
                  ;; The lifecycle lock keeps PYSTOP from finalizing Python meanwhile; when it is
@@ -60,6 +81,7 @@ interrupt pending, once per pending interrupt list (FORWARDED: thread -> the lis
 
 (defun ensure-interrupt-watcher ()
   "Starts the interrupt watcher thread unless it runs (SBCL; nothing elsewhere)."
+  #+sbcl (%observe-signal sb-unix:sigint)
   #+sbcl
   (unless (and *interrupt-watcher* (sb-thread:thread-alive-p *interrupt-watcher*))
     (setf *interrupt-watcher-stop* nil

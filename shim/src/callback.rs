@@ -266,18 +266,25 @@ export! {
         let api = e.api();
         let t = lisp_error_type(&e);
         if t.is_null() {
-            return take_python_error(&e);
+            // The error of the failed lookup stays set: Python sees that instead.
+            return P4S_OK;
         }
-        // SAFETY: GIL held; `message` valid for `len` bytes (caller's contract).
+        // SAFETY: GIL held; `message` valid for `len` bytes (caller's contract). The recursion
+        // limit is raised for the moment: a callback that fails at the bottom of a deep
+        // recursion must still be able to make its exception.
         unsafe {
             let msg = (api.PyUnicode_FromStringAndSize)(message, len as isize);
             if msg.is_null() {
-                return take_python_error(&e);
+                return P4S_OK;
             }
+            let limit = (api.Py_GetRecursionLimit)();
+            (api.Py_SetRecursionLimit)(limit.saturating_add(50));
             let exc = crate::call::vectorcall(api, t, &[msg], std::ptr::null_mut());
+            (api.Py_SetRecursionLimit)(limit);
             (api.Py_DecRef)(msg);
             if exc.is_null() {
-                return take_python_error(&e);
+                // Python could not make the exception; its own error stays set.
+                return P4S_OK;
             }
             let h = (api.PyLong_FromLongLong)(handle);
             (api.PyObject_SetAttrString)(exc, c"lisp_handle".as_ptr(), h);

@@ -26,8 +26,8 @@ thread_local! {
     static BUSY: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The thread that placed a stop's interrupt requests, until it is joined.
-static INTERRUPTER: Mutex<Option<JoinHandle<()>>> = Mutex::new(None);
+/// The threads that place or withdraw a stop's interrupt requests, until they are joined.
+static INTERRUPTERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
 /// `p4s_start`: Python was already running that interpreter; nothing was done.
 pub const P4S_ALREADY_STARTED: i32 = 1;
@@ -129,11 +129,10 @@ export! {
     }
 }
 
-/// Starts a thread that asks the threads `idents` to leave Python (`PythonStopping`), if stop
-/// attempt `attempt` is still waiting when it gets the GIL. It is joined before Python is
-/// stopped (see [`join_interrupter`]).
-fn spawn_interrupter(attempt: u64, idents: &[u64]) {
-    let idents = idents.to_vec();
+/// Runs `work` with the GIL on a helper thread (a stop's waiting thread must not block on the
+/// GIL, which a thread inside `with-python-gil` may hold). The thread is joined before Python
+/// is stopped (see [`join_interrupters`]), so the runtime it uses stays valid.
+fn on_helper_thread(work: impl FnOnce(&py4cl2_cffi_loader::Runtime) + Send + 'static) {
     let spawned = std::thread::Builder::new()
         .name("py4cl2-cffi stop".into())
         .spawn(move || {
@@ -145,33 +144,52 @@ fn spawn_interrupter(attempt: u64, idents: &[u64]) {
             // SAFETY: the interpreter is initialised; this thread has no Python state yet, so
             // Ensure makes one and the matching Release below deletes it.
             let state = unsafe { (api.PyGILState_Ensure)() };
-            if gil::attempt_in_progress(attempt) {
-                // SAFETY: GIL held; the helper module is live; a new reference or NULL.
-                let exc = unsafe {
-                    (api.PyObject_GetAttrString)(rt.helpers(), c"PythonStopping".as_ptr())
-                };
-                if exc.is_null() {
-                    // SAFETY: GIL held.
-                    unsafe { (api.PyErr_Clear)() };
-                } else {
-                    crate::interrupt::request(api, exc, &idents);
-                    // SAFETY: our reference.
-                    unsafe { (api.Py_DecRef)(exc) };
-                }
-            }
+            work(rt);
             // SAFETY: undoes the Ensure above on this thread.
             unsafe { (api.PyGILState_Release)(state) };
         });
     if let Ok(h) = spawned {
-        *INTERRUPTER.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+        INTERRUPTERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(h);
     }
 }
 
-/// Waits for the interrupter of an earlier (or this) stop attempt to finish. Called once no
-/// Lisp thread is inside Python, so it gets the GIL as soon as Python's own threads let go.
-fn join_interrupter() {
-    let h = INTERRUPTER.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(h) = h {
+/// Asks the threads `idents` to leave Python (`PythonStopping`), if stop attempt `attempt` is
+/// still waiting when the helper thread gets the GIL.
+fn spawn_interrupter(attempt: u64, idents: &[u64]) {
+    let idents = idents.to_vec();
+    on_helper_thread(move |rt| {
+        if !gil::attempt_in_progress(attempt) {
+            return;
+        }
+        let api = &rt.api;
+        // SAFETY: GIL held; the helper module is live; a new reference or NULL.
+        let exc = unsafe { (api.PyObject_GetAttrString)(rt.helpers(), c"PythonStopping".as_ptr()) };
+        if exc.is_null() {
+            // SAFETY: GIL held.
+            unsafe { (api.PyErr_Clear)() };
+        } else {
+            crate::interrupt::request(api, exc, &idents);
+            // SAFETY: our reference.
+            unsafe { (api.Py_DecRef)(exc) };
+        }
+    });
+}
+
+/// After a stop gave up: withdraws the requests it placed that are still pending, so that the
+/// threads it waited for do not get `PythonStopping` later in a call that was not stopped.
+fn spawn_withdrawer(idents: &[u64]) {
+    let idents = idents.to_vec();
+    on_helper_thread(move |rt| crate::interrupt::withdraw(&rt.api, &idents));
+}
+
+/// Waits for the helper threads of earlier stop attempts to finish. Called once no Lisp thread
+/// is inside Python, so they get the GIL as soon as Python's own threads let go of it.
+fn join_interrupters() {
+    let hs = std::mem::take(&mut *INTERRUPTERS.lock().unwrap_or_else(|e| e.into_inner()));
+    for h in hs {
         let _ = h.join();
     }
 }
@@ -206,6 +224,7 @@ export! {
                 return P4S_ERROR;
             }
             Err(busy) => {
+                spawn_withdrawer(&busy.idents);
                 BUSY.with(|b| *b.borrow_mut() = busy.idents.clone());
                 let list = busy.idents.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
                 set_error(P4S_BUSY, &format!(
@@ -214,7 +233,7 @@ export! {
                 return P4S_ERROR;
             }
         };
-        join_interrupter();
+        join_interrupters();
         if let Some(e) = gil::enter() {
             crate::output::forget(&e);
             crate::errors::p4s_forget_kept(&e);

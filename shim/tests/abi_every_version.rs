@@ -18,7 +18,10 @@ static OUTPUT: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
 static RELEASED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
 unsafe extern "C" fn on_output(stream: i32, data: *const u8, len: i64, route: i64) {
-    assert_eq!(route, -1, "a write from the thread that called Python has route -1");
+    assert_eq!(
+        route, -1,
+        "a write from the thread that called Python has route -1"
+    );
     // SAFETY: the shim passes `len` valid UTF-8 bytes.
     let s = unsafe { std::slice::from_raw_parts(data, len as usize) };
     OUTPUT

@@ -90,7 +90,10 @@ fn refused_clearly(other: &str, other_venv: &std::path::Path) {
     let err = start(other_venv.to_str().unwrap()).unwrap_err();
     eprintln!("start {other} after the pin: {err}");
     assert_eq!(last_error_code(), -4, "the pin has its own code: {err}");
-    assert!(err.contains(&format!("cannot start Python {other}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot start Python {other}")),
+        "{err}"
+    );
     assert!(err.contains("_multiarray_umath"), "{err}");
     assert!(err.contains("fresh process"), "{err}");
     // SAFETY: plain query.
@@ -110,7 +113,10 @@ fn pin_child() {
     let first_venv = venv(first).unwrap();
     let other_venv = venv(other).unwrap();
 
-    assert!(!start_kind(first_venv.to_str().unwrap()).unwrap(), "a fresh start");
+    assert!(
+        !start_kind(first_venv.to_str().unwrap()).unwrap(),
+        "a fresh start"
+    );
     numpy_works(first);
     let major = eval("int(numpy.__version__.split('.')[0])").unwrap();
     assert_eq!(
@@ -120,7 +126,12 @@ fn pin_child() {
     );
     exec("left_over = 1").unwrap();
     if kind == "finalize" {
-        assert_eq!(stop_with(1).unwrap(), 2, "finalised and pinned: {}", stop_report());
+        assert_eq!(
+            stop_with(1).unwrap(),
+            2,
+            "finalised and pinned: {}",
+            stop_report()
+        );
         let report = stop_report();
         assert!(report.contains("\"kind\":\"finalized\""), "{report}");
         refused_clearly(other, &other_venv);
@@ -148,7 +159,12 @@ fn pin_child() {
         return;
     }
 
-    assert_eq!(stop_with(0).unwrap(), 1, "numpy makes the stop soft: {}", stop_report());
+    assert_eq!(
+        stop_with(0).unwrap(),
+        1,
+        "numpy makes the stop soft: {}",
+        stop_report()
+    );
     let report = stop_report();
     eprintln!("stop report after numpy on {first}: {report}");
     assert!(report.contains("\"kind\":\"soft\""), "{report}");
@@ -177,7 +193,10 @@ fn pin_child() {
         .unwrap();
     let e = start(base.to_str().unwrap()).unwrap_err();
     assert_eq!(last_error_code(), -4, "{e}");
-    assert!(e.contains("stopped softly") && e.contains("fresh process"), "{e}");
+    assert!(
+        e.contains("stopped softly") && e.contains("fresh process"),
+        "{e}"
+    );
     start(first_venv.to_str().unwrap()).unwrap();
     numpy_works(first);
     assert!(stop().unwrap());

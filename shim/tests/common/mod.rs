@@ -124,7 +124,11 @@ pub fn start_kind(spec: &str) -> Result<bool, String> {
     match unsafe { p4s_start(spec.as_ptr().cast(), spec.len() as i64) } {
         0 => Ok(false),
         2 => Ok(true),
-        st => Err(format!("status {st} (code {}): {}", last_error_code(), last_error())),
+        st => Err(format!(
+            "status {st} (code {}): {}",
+            last_error_code(),
+            last_error()
+        )),
     }
 }
 
@@ -139,7 +143,11 @@ pub fn stop_with(flags: i32) -> Result<i32, String> {
     // SAFETY: no pointer arguments.
     match unsafe { p4s_stop(flags, 0) } {
         st @ 0..=2 => Ok(st),
-        st => Err(format!("status {st} (code {}): {}", last_error_code(), last_error())),
+        st => Err(format!(
+            "status {st} (code {}): {}",
+            last_error_code(),
+            last_error()
+        )),
     }
 }
 
