@@ -225,13 +225,19 @@ PACKAGE (nil -> .NIL and t -> .T where CL is used)."
 
 (defun keyword-map (params package)
   "An alist (keyword . Python name) for the parameters in PARAMS that Python accepts by keyword
-and whose keyword PYCALL would not spell right: A, camelCase, and the dotted names (:.NIL) of
-those PARAM-LISP-NAME dots in PACKAGE. NIL when there is none."
-  (loop for (name kind) in params
-        for key = (intern (param-lisp-name name package) :keyword)
-        when (and (member kind '(1 3))
-                  (string/= name (lisp-name-to-python key)))
-          collect (cons key name)))
+and whose keyword PYCALL would not spell right: A, camelCase, the dotted names of those
+PARAM-LISP-NAME dots in PACKAGE, and :.NIL / :.T for nil and t in any package (as the original
+py4cl2-cffi named them). NIL when there is none."
+  (let ((map '()))
+    (loop for (name kind) in params
+          for key = (intern (param-lisp-name name package) :keyword)
+          when (member kind '(1 3))
+            do (when (string/= name (lisp-name-to-python key))
+                 (push (cons key name) map))
+               (when (member name '("nil" "t") :test #'string=)
+                 (pushnew (cons (intern (concatenate 'string "." (string-upcase name)) :keyword) name)
+                          map :test #'equal)))
+    (nreverse map)))
 
 (defvar *pyfun-kwnames* (make-sync-table :test 'equal)
   "List of Python keyword names -> (generation . tuple of str).")

@@ -59,9 +59,7 @@ del _m, _sys, _types
         value)))
 
 (iterate:defmacro-driver (iterate:for var pyfor iterable)
-  "Iterates VAR over the values of the Python ITERABLE (a PYOBJECT-WRAPPER of a list, generator,
-numpy array, dict...; or a Lisp value, pythonized first), each converted to Lisp as PYCALL
-converts results: (iter (for x pyfor (pyeval \"range(3)\")) (collect x)) => (0 1 2)."
+  "Iterates VAR over the values of the Python ITERABLE (see the macro PYFOR)."
   (let ((iterator (gensym "ITERATOR")) (end (gensym "END")) (value (gensym "VALUE"))
         (kwd (if iterate::generate 'iterate:generate 'iterate:for)))
     `(progn
@@ -71,3 +69,14 @@ converts results: (iter (for x pyfor (pyeval \"range(3)\")) (collect x)) => (0 1
                                  (if (eq ,value +pyfor-end+)
                                      (iterate:terminate)
                                      ,value))))))
+
+(defmacro pyfor (&rest arguments)
+  "PYFOR names the iterate clause (for VAR pyfor ITERABLE): VAR takes the values of the Python
+ITERABLE (a PYOBJECT-WRAPPER of a list, generator, numpy array, dict..., or a Lisp value
+pythonized first), each converted to Lisp as PYCALL converts results, one call into Python per
+value; (generate VAR pyfor ITERABLE) makes a generator, stepped with (next VAR):
+  (iter (for x pyfor (pyeval \"range(3)\")) (collect x)) => (0 1 2)
+Inside WITH-REMOTE-OBJECTS the values stay wrappers. Signals a PYERROR when Python raises while
+iterating. As a form of its own, PYFOR only signals an error saying so."
+  (declare (ignore arguments))
+  `(error "PYFOR is the iterate clause (for var pyfor iterable), not an operator"))
