@@ -313,7 +313,7 @@ PARAMS (when SIGNATURE-P, else unknown), with DOCSTRING; the lambda list it show
                       (let ((*error-output* (make-broadcast-stream)))
                         (compile nil form)))))
       (when (eq (fdefinition symbol) interpreted)
-        (setf (gethash compiled *pyfun-cells*) (gethash interpreted *pyfun-cells*))
+        (setf (pyfun-cell-of compiled) (pyfun-cell-of interpreted))
         (setf (fdefinition symbol) compiled)))))
 
 (defun make-pyfun (symbol form shown)
@@ -337,12 +337,22 @@ PARAMS (when SIGNATURE-P, else unknown), with DOCSTRING; the lambda list it show
     fn))
 
 (defvar *pyfun-cells* (tg:make-weak-hash-table :test 'eq :weakness :key)
-  "Function made by defpyfun / defpymodule -> the name cell of its Python callable.")
+  "Function made by defpyfun / defpymodule -> the name cell of its Python callable. Used under
+*PYFUN-CELLS-LOCK* (ECL's synchronized weak tables fail with \"Thread already owns this lock\"
+when filled fast).")
+
+(defvar *pyfun-cells-lock* (bt:make-lock "py4cl2-cffi pyfun cells"))
+
+(defun pyfun-cell-of (function)
+  (bt:with-lock-held (*pyfun-cells-lock*) (gethash function *pyfun-cells*)))
+
+(defun (setf pyfun-cell-of) (cell function)
+  (bt:with-lock-held (*pyfun-cells-lock*) (setf (gethash function *pyfun-cells*) cell)))
 
 (defmethod pythonize :around ((x function))
   ;; A function made by defpyfun or defpymodule stands for its Python callable: Python gets
   ;; that callable itself, not a callback into Lisp that calls it.
-  (let ((cell (gethash x *pyfun-cells*)))
+  (let ((cell (pyfun-cell-of x)))
     (if cell
         (let ((p (cell-pointer cell))) (%incref p) p)
         (call-next-method))))
@@ -369,7 +379,7 @@ is also bound to ALIAS in __main__, now and whenever the function looks it up ag
            (cell (pyfun-cell module name alias)))
       (multiple-value-bind (form shown) (pyfun-lambda cell params (and sig t) docstring package)
         (let ((fn (make-pyfun symbol form shown)))
-          (setf (gethash fn *pyfun-cells*) cell)
+          (setf (pyfun-cell-of fn) cell)
           (setf (fdefinition symbol) fn)))
       #+ecl (si::set-documentation symbol 'function docstring) ; ECL's SETF DOCUMENTATION ignores it
       #-ecl (setf (documentation symbol 'function) docstring)
