@@ -359,11 +359,13 @@ when filled fast).")
 
 (defun pyfun-cell (module name &optional alias)
   "The name cell of NAME in MODULE (NAME itself, a dotted or builtin name, when MODULE is NIL).
-With ALIAS, each lookup also binds ALIAS to the callable in __main__."
-  (make-name-cell (cond ((null module) name)
-                        (alias (format nil "(~A := __import__('importlib').import_module('~A').~A)"
-                                       alias module name))
-                        (t (format nil "__import__('importlib').import_module('~A').~A" module name)))))
+With ALIAS, each lookup also binds ALIAS to the callable in __main__ unless ALIAS is bound
+there (so after a restart it is bound again, and a binding made in Python is left alone)."
+  (let ((callable (format nil "__import__('importlib').import_module('~A').~A" module name)))
+    (make-name-cell (cond ((null module) name)
+                          (alias (format nil "(lambda f: (globals().setdefault('~A', f), f)[1])(~A)"
+                                         alias callable))
+                          (t callable)))))
 
 (defun pyfun-docstring (module name sig doc)
   (format nil "Calls the Python callable ~@[~A.~]~A~@[~A~].~@[~%~%~A~]" module name sig doc))
@@ -371,7 +373,8 @@ With ALIAS, each lookup also binds ALIAS to the callable in __main__."
 (defun install-pyfun (symbol module entry &optional alias)
   "Defines the function SYMBOL calling the Python callable of ENTRY (from FUNCTION-INFO) in
 MODULE (or a dotted / builtin name when MODULE is NIL). With ALIAS (an identifier), the callable
-is also bound to ALIAS in __main__, now and whenever the function looks it up again."
+is also bound to ALIAS in __main__, now and, when ALIAS is not bound there (after a restart),
+whenever the function looks it up again."
   (destructuring-bind (name sig params doc &optional classp) entry
     (declare (ignore classp))
     (let* ((package (symbol-package symbol))
@@ -384,8 +387,8 @@ is also bound to ALIAS in __main__, now and whenever the function looks it up ag
       #+ecl (si::set-documentation symbol 'function docstring) ; ECL's SETF DOCUMENTATION ignores it
       #-ecl (setf (documentation symbol 'function) docstring)
       (when alias
-        (python-start-if-not-alive)
-        (cell-pointer cell))
+        ;; As from MODULE import NAME as ALIAS (a name bound before is replaced).
+        (raw-pyexec (format nil "~A = __import__('importlib').import_module('~A').~A" alias module name)))
       symbol)))
 
 ;;; defpyfun

@@ -226,6 +226,18 @@ def p4s_constants(pi, list): return [pi, list]")
     ;; AS is the name in Python (as from math import gcd as p4s_g) and the Lisp name.
     (fiveam:is (= 1 (pycall "p4s_g" 5 6)))
     (fiveam:is (= 6 (call-sym pname "P4S-G" 12 18)))
+    ;; A binding made in Python afterwards is left alone by the Lisp function.
+    (raw-pyexec "p4s_g = lambda a, b: 'mine'")
+    (fiveam:is (= 6 (call-sym pname "P4S-G" 12 18)))
+    (fiveam:is (equal "mine" (pycall "p4s_g" 5 6)))
+    ;; Defining it again binds it again.
+    (eval `(defpyfun "gcd" "math" :as "p4s_g" :lisp-package ,pname))
+    (fiveam:is (= 1 (pycall "p4s_g" 5 6)))
+    ;; Unbound (as after a restart of Python), the name is bound again by the next call.
+    (raw-pyexec "del p4s_g")
+    (fiveam:signals pyerror (pycall "p4s_g" 5 6))
+    (fiveam:is (= 6 (call-sym pname "P4S-G" 12 18)))
+    (fiveam:is (= 1 (pycall "p4s_g" 5 6)))
     (eval `(defpyfun "sum" "" :lisp-fun-name "PYSUM" :lisp-package ,pname))
     (fiveam:is (= 6 (call-sym pname "PYSUM" '(2 1 3))))
     (fiveam:is (= 16 (call-sym pname "PYSUM" '(2 1 3) 10)))
