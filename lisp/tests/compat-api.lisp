@@ -58,6 +58,33 @@ afresh)."
       (fiveam:is (equal '("A" "B" &key "A" "B") ll) "~S" ll))
     (fiveam:is (search "p4s_foo(A, b)" (documentation foo 'function)))))
 
+(fiveam:test compat-shown-lambda-list-where-slime-reads-it
+  ;; SLIME's arglist comes from sb-introspect:function-lambda-list (SBCL) and
+  ;; ext:function-lambda-list of the symbol (ECL); on SBCL the function is interpreted until its
+  ;; first call, then compiled.
+  (raw-pyexec "def p4s_bar(A, b=1): return [A, b]")
+  (let ((*package* (find-package :py4cl2-cffi/tests)))
+    (eval '(defpyfun "p4s_bar" nil :lisp-fun-name "P4S-BAR")))
+  (let ((bar (intern "P4S-BAR" :py4cl2-cffi/tests))
+        (expected '("A" &optional ("B" 1) &key "A" "B")))
+    (flet ((shown ()
+             (let ((ll #+sbcl (progn (require :sb-introspect)
+                                     (uiop:symbol-call :sb-introspect :function-lambda-list bar))
+                       #+ecl (ext:function-lambda-list bar)
+                       #-(or sbcl ecl) :unknown))
+               (if (listp ll)
+                   (mapcar (lambda (x) (cond ((member x lambda-list-keywords) x)
+                                             ((symbolp x) (symbol-name x))
+                                             ((consp x) (mapcar (lambda (y) (if (symbolp y) (symbol-name y) y)) x))
+                                             (t x)))
+                           ll)
+                   ll))))
+      (fiveam:is (equal expected (shown)) "before the first call: ~S" (shown))
+      (fiveam:is (equalp #(4 1) (funcall bar :a 4)))
+      (fiveam:is (equal expected (shown)) "after it: ~S" (shown))
+      #+sbcl (fiveam:is (search "(A &OPTIONAL (B 1) &KEY A B)"
+                                (with-output-to-string (*standard-output*) (describe bar)))))))
+
 (fiveam:test compat-shown-lambda-lists-per-parameter-kind
   (raw-pyexec "def p4s_kinds(a, b=2, /, c=3, *rest, d, e=5, **kw):
     return repr((a, b, c, rest, d, e, sorted(kw.items())))")
