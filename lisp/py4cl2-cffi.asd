@@ -15,7 +15,8 @@
   :description "Embed CPython 3.8-3.13 in Lisp through the py4cl2-cffi shim (a Rust cdylib)."
   :license "MIT"
   :version "0.2.0"
-  :depends-on ("py4cl2-cffi/config" "cffi" "alexandria" "trivial-garbage" "bordeaux-threads")
+  :depends-on ("py4cl2-cffi/config" "cffi" "alexandria" "trivial-garbage" "bordeaux-threads"
+               "iterate")
   :serial t
   :pathname "src/"
   :components ((:file "package")
@@ -35,6 +36,7 @@
                (:file "lisp-objects")
                (:file "chain")
                (:file "modules")
+               (:file "pyfor")
                (:file "extras"))
   :in-order-to ((test-op (test-op "py4cl2-cffi/tests"))))
 
@@ -66,5 +68,6 @@
                (:file "callbacks")
                (:file "modules")
                (:file "objects")
+               (:file "compat-api")
                (:file "images"))
   :perform (test-op (o c) (uiop:symbol-call :py4cl2-cffi/tests :run-suite)))

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what py4cl2-cffi needs on a fresh Debian machine, then builds it.
 # - Debian packages: SBCL, ECL and the Lisp libraries (cffi, alexandria, trivial-garbage,
-#   bordeaux-threads, fiveam); binutils (readelf) for a test; Debian's python3.11 with its
+#   bordeaux-threads, fiveam, iterate); binutils (readelf) for a test; Debian's python3.11 with its
 #   shared libpython and -config script (one of the interpreters the tests cover).
 # - The Rust workspace in release mode (the shim, the config CLI, the floor benchmark).
 # Idempotent: packages already present are not reinstalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(sbcl ecl cl-cffi cl-alexandria cl-trivial-garbage cl-bordeaux-threads cl-fiveam
+packages=(sbcl ecl cl-cffi cl-alexandria cl-trivial-garbage cl-bordeaux-threads cl-fiveam cl-iterate
           binutils python3.11 python3.11-dev libpython3.11)
 missing=()
 for p in "${packages[@]}"; do

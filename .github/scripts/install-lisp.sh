@@ -15,7 +15,7 @@ if [ "$(uname -s)" != Darwin ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    "$lisp" cl-cffi cl-alexandria cl-trivial-garbage cl-bordeaux-threads cl-fiveam binutils >&2
+    "$lisp" cl-cffi cl-alexandria cl-trivial-garbage cl-bordeaux-threads cl-fiveam cl-iterate binutils >&2
   echo ""
   exit 0
 fi
@@ -33,6 +33,7 @@ debs=(
   "c/cl-trivial-garbage/cl-trivial-garbage_20211229.gitb3af9c0-1_all.deb 3723e4a0a404dc596ea106d489c309c2de2d5552ceedc43630941964d6fdfe02"
   "b/bordeaux-threads/cl-bordeaux-threads_0.8.8-5_all.deb 7d6b109c52f4d5e58641107e0ca1a4f6296ee6d47a840e445254fda3d835a2f8"
   "c/cl-fiveam/cl-fiveam_1.4.2-1_all.deb 41d377a0b7e2b7383cacb0c0990199829c4532b4c749d73cb617d2be42877360"
+  "c/cl-iterate/cl-iterate_20210519.gitb0f9a9c-1_all.deb 95948538fde04ca8b97d346abfe03af3eceebc5e802ab517adbcc9bb1b8b15c5"
   "c/cl-asdf-flv/cl-asdf-flv_2.1-2_all.deb 8e909fcf866a38d7cf9a9e571969eaf58471f8bd627fb929a9360e69f3a7467f"
   "c/cl-trivial-backtrace/cl-trivial-backtrace_20200511.git6eb65bd-1_all.deb d226a5a28e37993dd088ae4f09f34a50e5581cb6d367c709e5fae46aca288636"
 )

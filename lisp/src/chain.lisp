@@ -24,13 +24,26 @@ a Lisp value as outside WITH-REMOTE-OBJECTS) before it is returned."
 (defun slice-form-p (x)
   (link-head-p x "SLICE"))
 
+(defun at-form-p (x)
+  "T if X is an attribute form (@ object name...)."
+  (link-head-p x "@"))
+
+(defun at-form-value (x)
+  "The Python object (a wrapper) of the attribute form (@ OBJECT NAME...): OBJECT.NAME...., as
+in Parenscript. OBJECT is a Lisp value (pythonized), a wrapper, or itself such a form."
+  (let ((*remote-objects* t))
+    (let ((o (chain-arg (second x))))
+      (dolist (name (cddr x) o)
+        (setf o (pyslot-value o (chain-head-name name)))))))
+
 (defun chain-arg (x)
-  "A (slice start stop step) list becomes a Python slice object (NIL bounds are None); other
-values stay as they are."
-  (if (slice-form-p x)
-      (let ((*remote-objects* t))
-        (apply #'pycall "slice" (mapcar (lambda (v) (if (null v) +py-none+ v)) (cdr x))))
-      x))
+  "A (slice start stop step) list becomes a Python slice object (NIL bounds are None); an
+attribute form (@ object name...) the attribute's value; other values stay as they are."
+  (cond ((slice-form-p x)
+         (let ((*remote-objects* t))
+           (apply #'pycall "slice" (mapcar (lambda (v) (if (null v) +py-none+ v)) (cdr x)))))
+        ((at-form-p x) (at-form-value x))
+        (t x)))
 
 (defun pyref (object &rest indices)
   "Wrapper around python's getitem along with support for slicing: returns OBJECT[INDICES]
@@ -56,10 +69,13 @@ changed for good: a Lisp value is pythonized anew for the call. Returns NEW-VALU
 
 (defun chain-target (x)
   "The object a chain starts from: (slice ...) a slice, (aref object indices...) an item,
-(name args...) the result of calling the Python callable NAME, anything else itself."
-  (cond ((slice-form-p x) (chain-arg x))
+(@ object name...) an attribute, (name args...) the result of calling the Python callable NAME
+(or the callable an attribute form gives: ((@ obj func) args...) is obj.func(args...)),
+anything else itself."
+  (cond ((or (slice-form-p x) (at-form-p x)) (chain-arg x))
         ((link-head-p x "AREF") (apply #'pyref (second x) (cddr x)))
-        ((consp x) (apply #'pycall (chain-head-name (car x)) (mapcar #'chain-arg (cdr x))))
+        ((consp x) (apply #'pycall (if (at-form-p (car x)) (at-form-value (car x)) (chain-head-name (car x)))
+                          (mapcar #'chain-arg (cdr x))))
         (t x)))
 
 (defun chain-step (object link)
@@ -77,8 +93,11 @@ string is an attribute."
   "The function behind CHAIN, with its elements evaluated:
   (chain* \"hello {0}\" '(format \"world\") '(capitalize)) => \"Hello world\"
 The first element is the target: a list (name args...) calls the Python callable NAME, (aref
-object indices...) indexes OBJECT, (slice ...) makes a slice, anything else is a Lisp value
-(pythonized) or a PYOBJECT-WRAPPER. Each following link is (aref indices...), (@ name args...),
+object indices...) indexes OBJECT, (slice ...) makes a slice, (@ object name...) reads the
+attribute OBJECT.NAME... (as Parenscript's @), anything else is a Lisp value (pythonized) or a
+PYOBJECT-WRAPPER. An attribute form also names the callable of a call and may be an argument:
+  (chain* `((@ ,obj func) (@ ,obj value))) ; obj.func(obj.value)
+Each following link is (aref indices...), (@ name args...),
 (name args...) for a method call, or a symbol or string for an attribute. Intermediate results
 stay in Python; the last one is converted to Lisp (it stays a PYOBJECT-WRAPPER inside
 WITH-REMOTE-OBJECTS). Signals a PYERROR when Python raises."
@@ -115,16 +134,26 @@ WITH-REMOTE-OBJECTS). Returns NEW-VALUE."
 bounds, a list that cannot be a form (its head is not a symbol, as in (3 4)) is literal data,
 anything else is an ordinary Lisp form, evaluated."
   (cond ((slice-form-p a) `(list 'slice ,@(cdr a)))
+        ((at-form-p a) (at-form-form a))
         ((and (consp a) (not (symbolp (car a)))
               (not (and (consp (car a)) (eq 'lambda (caar a)))))
          `',a)
         (t a)))
 
+(defun at-form-form (x)
+  "The form CHAIN turns an attribute form (@ object name...) into: OBJECT evaluated (or itself
+an attribute form), the names literal."
+  `(list '@ ,(chain-argument-form (second x))
+         ,@(mapcar (lambda (n) (if (symbolp n) `',n n)) (cddr x))))
+
 (defun chain-quote (x &optional top)
   "The form CHAIN turns the element X into (TOP for the target, which is evaluated unless it is
 a list)."
   (cond ((slice-form-p x) (chain-argument-form x))
-        ((consp x) `(list ,(if (stringp (car x)) (car x) `',(car x))
+        ((and top (at-form-p x)) (at-form-form x))
+        ((consp x) `(list ,(cond ((stringp (car x)) (car x))
+                                 ((at-form-p (car x)) (at-form-form (car x)))
+                                 (t `',(car x)))
                           ,@(mapcar #'chain-argument-form (cdr x))))
         (top x)
         ((symbolp x) `',x)
@@ -138,11 +167,13 @@ a.b(c)[d] does:
   (chain (aref \"hello\" (slice 2 4))) => \"ll\"
   (chain (\"TestClass\") (\"doThing\" :value 31))
 The target (first element) is evaluated unless it is a list: (name args...) calls the Python
-callable NAME (a string or a symbol, lower-cased), (aref object indices...) indexes, (slice
-...) makes a slice. Each link is (aref indices...), (name args...) for a method call (keyword
+callable NAME (a string or a symbol, lower-cased; or an attribute form, ((@ obj func) x) is
+obj.func(x)), (aref object indices...) indexes, (slice ...) makes a slice, (@ object name...)
+reads an attribute. Each link is (aref indices...), (name args...) for a method call (keyword
 arguments as in PYCALL), (@ name-form args...) for a method named at run time, or a symbol or
-string for an attribute. Arguments are Lisp forms, evaluated, except (slice ...) and lists whose
-head is not a symbol, such as (3 4), which are literal data. Returns what CHAIN* returns; SETF
+string for an attribute. Arguments are Lisp forms, evaluated, except (slice ...), attribute
+forms (@ object-form name...), and lists whose head is not a symbol, such as (3 4), which are
+literal data. Returns what CHAIN* returns; SETF
 of CHAIN sets an item or attribute (see (SETF CHAIN*))."
   `(chain* ,(chain-quote (first chain) t) ,@(mapcar #'chain-quote (rest chain))))
 

@@ -31,6 +31,7 @@
    #:chain
    #:chain*
    #:pygenerator
+   #:pyfor
    #:with-remote-objects
    #:with-remote-objects*
 
