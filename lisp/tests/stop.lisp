@@ -69,8 +69,10 @@
       (fiveam:is (member thread (python-stop-busy-error-threads c))
                  "the condition names the Lisp thread: ~S" (python-stop-busy-error-threads c))
       #-sbcl
-      (fiveam:is (= 1 (length (python-stop-busy-error-threads c)))
-                 "the condition names the thread by its identifier: ~S"
+      ;; Threads that ended just before (their exit gives their Python state back, which
+      ;; waits for the GIL too) may be named as well.
+      (fiveam:is (plusp (length (python-stop-busy-error-threads c)))
+                 "the condition names the threads by their identifiers: ~S"
                  (python-stop-busy-error-threads c))
       (fiveam:is (search "nothing was stopped" (princ-to-string c))))
     (fiveam:is (python-alive-p))
