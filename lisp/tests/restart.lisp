@@ -48,3 +48,34 @@
           (multiple-value-bind (code text) (run-program-with-env (list ecl "--norc" "--load" (namestring file)) '())
             (fiveam:is (eql 0 code) "ecl exit code ~A:~%~A" code (subseq text (max 0 (- (length text) 2000))))
             (fiveam:is (search "ECL-OK" text)))))))
+
+(defun this-venv ()
+  "The venv of the Python version the suite runs on, if made."
+  (pystart)
+  (let ((v (pyversion-info)))
+    (venv (format nil "~D.~D" (first v) (second v)))))
+
+(fiveam:test soft-stop-soak-with-numpy
+  ;; 200 cycles of (import numpy, compute, pystop, pystart); the RSS growth is printed.
+  (let ((venv (this-venv)))
+    (if (null venv)
+        (skip-test "no venv with numpy for this Python under ~A" (venv-root))
+        (multiple-value-bind (code output)
+            (run-child "soft-stop-soak.lisp" (format nil "P4T_A=~A" venv) "P4T_CYCLES=200"
+                       "P4T_MAX_GROWTH_KB=16384")
+          (format t "~&~A" (subseq output (or (search "soak:" output) 0)))
+          (fiveam:is (eql 0 code) "child exit code ~A:~%~A" code output)
+          (fiveam:is (search "SOAK-OK" output) "child output:~%~A" output)))))
+
+(fiveam:test pystop-finalize-after-numpy
+  (let ((venv (this-venv))
+        (marker (format nil "/tmp/py4cl2-cffi-atexit-~36R" (random (expt 36 8) (make-random-state t)))))
+    (if (null venv)
+        (skip-test "no venv with numpy for this Python under ~A" (venv-root))
+        (unwind-protect
+             (multiple-value-bind (code output)
+                 (run-child "finalize-stop.lisp" (format nil "P4T_A=~A" venv)
+                            (format nil "P4T_ATEXIT=~A" marker))
+               (fiveam:is (eql 0 code) "child exit code ~A:~%~A" code output)
+               (fiveam:is (search "FINALIZE-OK" output) "child output:~%~A" output))
+          (ignore-errors (delete-file marker))))))

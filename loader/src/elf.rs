@@ -30,10 +30,27 @@ impl Pinning {
     }
 }
 
-/// Reads the pinning facts of the ELF64 file at `path`.
+/// Reads the pinning facts of the ELF64 file at `path`. Results are remembered per file (its
+/// size and modification time), so that repeated stops do not read large libraries again.
 pub fn pinning(path: &Path) -> Option<Pinning> {
-    let data = std::fs::read(path).ok()?;
-    scan(&data)
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    type Key = (std::path::PathBuf, u64, Option<std::time::SystemTime>);
+    static SEEN: Mutex<Option<HashMap<Key, Option<Pinning>>>> = Mutex::new(None);
+    let meta = std::fs::metadata(path).ok()?;
+    let key: Key = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    if let Some(known) = SEEN
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().and_then(|m| m.get(&key).copied()))
+    {
+        return known;
+    }
+    let found = std::fs::read(path).ok().and_then(|data| scan(&data));
+    if let Ok(mut g) = SEEN.lock() {
+        g.get_or_insert_with(HashMap::new).insert(key, found);
+    }
+    found
 }
 
 fn u16_at(d: &[u8], o: usize) -> Option<u16> {
