@@ -56,6 +56,7 @@
                (:file "lifecycle")
                (:file "calling")
                (:file "conversions")
+               (:file "conversions-compat")
                (:file "errors")
                (:file "output")
                (:file "runtime")
