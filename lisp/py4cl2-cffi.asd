@@ -57,6 +57,7 @@
                (:file "calling")
                (:file "conversions")
                (:file "conversions-compat")
+               (:file "conversions-fuzz")
                (:file "errors")
                (:file "output")
                (:file "runtime")

@@ -61,12 +61,13 @@ fn write(v: u64) {
     let mxcsr = v as u32;
     let fcw = (v >> 32) as u16;
     // SAFETY: both values were read from the registers and only their mask and flag bits were
-    // changed, so reserved bits stay as the CPU had them. Loading the x87 control word with
-    // pending x87 exceptions unmasked could fault on the next x87 instruction, as it would
-    // have in the caller anyway; we never unmask anything the caller had masked.
+    // changed, so reserved bits stay as the CPU had them. The x87 sticky flags are cleared
+    // first (fnclex, which does not wait): they were raised by the code that ran masked
+    // (numpy's long-double casts, for one), and fldcw waits for pending exceptions, so with a
+    // flag pending and the caller's unmasked control word it would fault at the next entry.
     unsafe {
         std::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack, preserves_flags));
-        std::arch::asm!("fldcw [{}]", in(reg) &fcw, options(nostack, preserves_flags));
+        std::arch::asm!("fnclex", "fldcw [{}]", in(reg) &fcw, options(nostack, preserves_flags));
     }
 }
 
@@ -123,6 +124,24 @@ mod tests {
         restore(s);
         assert_eq!(read() & 0x200, 0);
         assert_eq!((read() >> 32) & 0x4, 0, "x87 divide-by-zero unmasked again");
+        write(orig);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn x87_flags_raised_while_masked_do_not_fault_later() {
+        let orig = read();
+        // Unmask x87 invalid-operation, as SBCL does; then raise it while masked (sqrt(-1)).
+        write(orig & !(0x1u64 << 32));
+        let s = mask_traps();
+        // SAFETY: pushes 1, negates it, takes its square root (a masked invalid operation
+        // giving NaN) and pops it again: the x87 stack is left as it was.
+        unsafe { std::arch::asm!("fld1", "fchs", "fsqrt", "fstp st(0)", options(nostack)) };
+        restore(s);
+        let s = mask_traps(); // the next entry: fldcw waits, and used to fault here (SIGFPE)
+        restore(s);
+        // SAFETY: waits for pending unmasked x87 exceptions; there must be none.
+        unsafe { std::arch::asm!("fwait", options(nostack)) };
         write(orig);
     }
 }

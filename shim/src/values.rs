@@ -137,6 +137,19 @@ fn set_type_error(api: &Api, msg: &str) {
     }
 }
 
+/// The bits of a float result, with a signalling NaN made quiet (same sign and payload, the
+/// quiet bit set). Python's arithmetic never makes one, but bytes can (`struct.unpack`), and a
+/// Lisp that traps invalid operations (ECL) signals as soon as it boxes one; so every Lisp
+/// gets the quiet NaN. Other values keep their exact bits (-0.0, infinities, NaN payloads).
+#[inline(always)]
+fn float_bits(x: f64) -> i64 {
+    const EXP: u64 = 0x7FF0_0000_0000_0000;
+    const QUIET: u64 = 0x0008_0000_0000_0000;
+    let b = x.to_bits();
+    let nan = b & EXP == EXP && b & !(EXP | (1 << 63)) != 0;
+    (if nan { b | QUIET } else { b }) as i64
+}
+
 /// Whether `t`'s flags have `flag` (GIL held, `t` a type).
 #[inline(always)]
 fn has_flag(api: &Api, t: *mut PyObject, flag: std::os::raw::c_ulong) -> bool {
@@ -167,7 +180,7 @@ pub(crate) unsafe fn to_value(
             out.tag = P4S_NONE;
         } else if t == api.PyFloat_Type {
             out.tag = P4S_FLOAT;
-            out.a = (api.PyFloat_AsDouble)(o).to_bits() as i64;
+            out.a = float_bits((api.PyFloat_AsDouble)(o));
         } else if t == api.PyUnicode_Type {
             return str_value(e, o, out, scratch, cap);
         } else if t == api.PyBool_Type {
@@ -198,11 +211,11 @@ pub(crate) unsafe fn to_value(
             return str_value(e, o, out, scratch, cap);
         } else if t == api.PyComplex_Type || (api.PyType_IsSubtype)(t, api.PyComplex_Type) != 0 {
             out.tag = P4S_COMPLEX;
-            out.a = (api.PyComplex_RealAsDouble)(o).to_bits() as i64;
-            out.b = (api.PyComplex_ImagAsDouble)(o).to_bits() as i64;
+            out.a = float_bits((api.PyComplex_RealAsDouble)(o));
+            out.b = float_bits((api.PyComplex_ImagAsDouble)(o));
         } else if (api.PyType_IsSubtype)(t, api.PyFloat_Type) != 0 {
             out.tag = P4S_FLOAT;
-            out.a = (api.PyFloat_AsDouble)(o).to_bits() as i64;
+            out.a = float_bits((api.PyFloat_AsDouble)(o));
         } else {
             // Only the exact container types convert: a subclass (a namedtuple, Counter,
             // OrderedDict...) carries behaviour a Lisp list or hash table would lose, so it stays
