@@ -113,37 +113,46 @@ frame; whatever this says, a conversion also stops when the thread's stack is ne
 (declaim (type fixnum *conversion-depth*))
 
 (define-condition conversion-depth-exceeded (error)
-  ((limit :initarg :limit :reader conversion-depth-exceeded-limit)
+  ((depth :initarg :depth :reader conversion-depth-exceeded-depth)
+   (limit :initarg :limit :reader conversion-depth-exceeded-limit)
    (direction :initarg :direction :reader conversion-depth-exceeded-direction))
   (:report (lambda (c s)
-             (format s "A value nested deeper than ~D levels (or circular) was being converted ~
-                        ~:[from Lisp to Python~;from Python to Lisp~]; nothing was converted and ~
-                        the ~:*~:[Lisp value~;Python object~] is left as it was. Bind ~
-                        PY4CL2-CFFI:*MAX-CONVERSION-DEPTH* higher if the stack allows it, or keep ~
+             (format s "A value nested ~D levels deep (or circular) was being converted ~
+                        ~:[from Lisp to Python~;from Python to Lisp~]: beyond ~
+                        PY4CL2-CFFI:*MAX-CONVERSION-DEPTH* (~D) or the stack this thread has ~
+                        left. Nothing was converted; the ~:[Lisp value~;Python object~] is left ~
+                        as it was. Bind *MAX-CONVERSION-DEPTH* higher for deeper data, or keep ~
                         the object in Python (WITH-REMOTE-OBJECTS)."
+                     (conversion-depth-exceeded-depth c)
+                     (eq (conversion-depth-exceeded-direction c) :to-lisp)
                      (conversion-depth-exceeded-limit c)
                      (eq (conversion-depth-exceeded-direction c) :to-lisp))))
   (:documentation "Signalled when a value to convert (either way) is nested deeper than
-*MAX-CONVERSION-DEPTH* (LIMIT: the depth reached), is circular, or would exhaust the thread's
-stack. DIRECTION is :TO-LISP or :TO-PYTHON. What was converted so far is released; the source
-value is unchanged."))
+*MAX-CONVERSION-DEPTH* (LIMIT), is circular, or would exhaust the thread's stack; DEPTH is the
+level reached, DIRECTION :TO-LISP or :TO-PYTHON. What was converted so far is released; the
+source value is unchanged."))
 
-(export '(*max-conversion-depth* conversion-depth-exceeded conversion-depth-exceeded-limit
-          conversion-depth-exceeded-direction)
+(export '(*max-conversion-depth* conversion-depth-exceeded conversion-depth-exceeded-depth
+          conversion-depth-exceeded-limit conversion-depth-exceeded-direction)
         :py4cl2-cffi)
 
 (declaim (inline stack-nearly-exhausted-p))
 (defun stack-nearly-exhausted-p ()
   "T when the running thread has little stack left for one more level of conversion."
-  #+(and sbcl (or x86-64 arm64))
+  #+#.(cl:if (cl:and (cl:member :sbcl cl:*features*) (cl:or (cl:member :x86-64 cl:*features*)
+                                                            (cl:member :arm64 cl:*features*))
+                     (cl:find-symbol "CURRENT-THREAD-OFFSET-SAP" "SB-VM")
+                     (cl:find-symbol "THREAD-CONTROL-STACK-START-SLOT" "SB-VM"))
+             '(:and) '(:or))
   (< (- (sb-sys:sap-int (sb-kernel:current-sp))
         (sb-sys:sap-int (sb-vm::current-thread-offset-sap sb-vm::thread-control-stack-start-slot)))
      262144)
   #+ecl (> (the fixnum (si::frs-top)) 1900)
-  #-(or (and sbcl (or x86-64 arm64)) ecl) nil)
+  #-(or sbcl ecl) nil)
 
 (defun conversion-depth-error (direction)
-  (error 'conversion-depth-exceeded :limit *conversion-depth* :direction direction))
+  (error 'conversion-depth-exceeded :depth *conversion-depth* :limit *max-conversion-depth*
+                                    :direction direction))
 
 (defmacro with-conversion-level ((direction) &body body)
   "Runs BODY, the conversion of one container in DIRECTION (:TO-LISP or :TO-PYTHON), one level

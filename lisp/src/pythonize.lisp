@@ -186,8 +186,9 @@ UNWIND-PROTECT, so nested conversions cost one frame per level)."
     (call-helper-object "fraction" p n)))
 
 (defmethod pythonize ((x list))
-  (unless (list-length x)
-    (error 'conversion-depth-exceeded :limit *max-conversion-depth* :direction :to-python))
+  (unless (list-length x)                 ; circular
+    (let ((*conversion-depth* (1+ *conversion-depth*)))
+      (conversion-depth-error :to-python)))
   (with-conversion-level (:to-python)
     (with-packed-values (p n) x
       (check-pointer (%tuple-from p n)))))
