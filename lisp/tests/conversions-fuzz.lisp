@@ -452,7 +452,8 @@ object arrays of every element type) come back exactly as the type table says."
          (start (get-internal-real-time)))
     (when numpy (import-module "numpy"))
     (format t "~&fuzz: seed ~D (PY4CL2_CFFI_FUZZ_SEED overrides), ~D values each way~:[, WITHOUT ~
-               numpy arrays: numpy is not importable by ~A~;~*~]~%"
+               numpy (Lisp arrays go as nested lists, Python makes no arrays): numpy is not ~
+               importable by ~A~;~*~]~%"
             seed *fuzz-count* numpy py4cl2-cffi/config:*python-executable-path*)
     (raw-pyexec *fuzz-python-code*)
     (setf *fuzz-state* (1+ (mod seed #xFFFFFFFE)))
