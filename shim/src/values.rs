@@ -258,6 +258,11 @@ pub(crate) unsafe fn to_value(
 static CHAR_TYPE: AtomicUsize = AtomicUsize::new(0);
 static CHAR_TYPE_GENERATION: AtomicU64 = AtomicU64::new(0);
 static CHAR_TYPE_LOCK: Mutex<()> = Mutex::new(());
+/// The `LispCharacter`s of code points 0..256, made on first use and shared (as Python shares
+/// its one-character strs), so sending an ASCII or Latin-1 character allocates nothing. Each
+/// holds one reference; emptied when the class is made anew (at the first use after a start).
+/// Read and written with the GIL held.
+static CHAR_CACHE: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 
 /// Whether `t` is the `LispCharacter` class of the running interpreter.
 #[inline]
@@ -290,6 +295,10 @@ pub(crate) fn char_type(api: &Api) -> *mut PyObject {
     // SAFETY: GIL held (caller's contract); every object made here is checked and released.
     let t = unsafe { make_char_type(api) };
     if !t.is_null() {
+        // The cached instances belong to an earlier interpreter: forget them (not released).
+        for slot in &CHAR_CACHE {
+            slot.store(0, Ordering::Release);
+        }
         CHAR_TYPE.store(t as usize, Ordering::Release);
         CHAR_TYPE_GENERATION.store(generation, Ordering::Release);
     }
@@ -356,6 +365,15 @@ fn char_object(api: &Api, code: i64) -> *mut PyObject {
     if t.is_null() {
         return t;
     }
+    let slot = CHAR_CACHE.get(cp as usize);
+    if let Some(slot) = slot {
+        let c = slot.load(Ordering::Acquire) as *mut PyObject;
+        if !c.is_null() {
+            // SAFETY: GIL held; the cache keeps the instance alive.
+            unsafe { (api.Py_IncRef)(c) };
+            return c;
+        }
+    }
     // SAFETY: GIL held; `cp` is one UCS-4 code unit (FromKindAndData rejects > 0x10FFFF).
     unsafe {
         let s = (api.PyUnicode_FromKindAndData)(4, std::ptr::addr_of!(cp).cast(), 1);
@@ -364,6 +382,10 @@ fn char_object(api: &Api, code: i64) -> *mut PyObject {
         }
         let c = crate::call::vectorcall(api, t, &[s], std::ptr::null_mut());
         (api.Py_DecRef)(s);
+        if let (Some(slot), false) = (slot, c.is_null()) {
+            (api.Py_IncRef)(c);
+            slot.store(c as usize, Ordering::Release);
+        }
         c
     }
 }
