@@ -214,7 +214,7 @@ cc_selfd = {}; cc_selfd['me'] = cc_selfd")
   (fiveam:is (= 2 (pycall "len" (with-remote-objects (pyvalue "cc_self"))))))
 
 (fiveam:test deep-data-in-a-thread
-  "Other threads get the same condition (their stacks are no larger than the main one's)."
+  "Other threads get the same condition, from the depth limit and from the stack guard."
   (raw-pyexec "import functools
 cc_tdeep = functools.reduce(lambda a, _: [a], range(50000), [])")
   (let ((results (bt:join-thread
