@@ -58,6 +58,8 @@
                (:file "lifecycle")
                (:file "calling")
                (:file "conversions")
+               (:file "conversions-compat")
+               (:file "conversions-fuzz")
                (:file "errors")
                (:file "output")
                (:file "runtime")

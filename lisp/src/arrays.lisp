@@ -2,7 +2,9 @@
 ;;;;
 ;;;; Python -> Lisp: any numeric buffer (numpy array of any order or strides, 0-d, empty) is
 ;;;; copied into a fresh Lisp array of the same shape and element type with P4S_BUFFER_COPY (one
-;;;; memcpy when C-contiguous). Lisp -> Python: a specialized Lisp array given as an argument of
+;;;; memcpy when C-contiguous); an object array becomes a Lisp array of element type T of the
+;;;; same shape, its elements converted one by one (P4S_BUFFER_OBJECTS). Lisp arrays of element
+;;;; type T (or any other non-numeric type) of rank 0 or >= 2 become numpy object arrays. Lisp -> Python: a specialized Lisp array given as an argument of
 ;;;; PYCALL / PYMETHOD becomes a numpy array over the SAME memory during the call (pinned on
 ;;;; SBCL; ECL's collector does not move it), so Python can write into it (numpy's out=...).
 ;;;; Anywhere else (SETF PYVALUE, PYTHONIZE, nested in a list...) the array is copied.
@@ -11,91 +13,16 @@
 
 (export '(borrowed-array-error) :py4cl2-cffi)
 
-;;; Python helpers, added to the _py4cl2_cffi module once per start of Python.
-(defparameter *array-helper-code* "
-_lent = {}
-def _as_numpy(mv, cplx, zero_d):
-    import numpy
-    a = numpy.asarray(mv)
-    if cplx:
-        a = a.view(numpy.complex128 if a.itemsize == 8 else numpy.complex64)
-    if zero_d:
-        a = a.reshape(())
-    return a
-def array_share(mv, cplx, zero_d):
-    import numpy, weakref
-    a = _as_numpy(mv, cplx, zero_d)
-    root = a
-    while isinstance(root, numpy.ndarray) and root.base is not None:
-        root = root.base
-    _lent[id(mv)] = (weakref.ref(a), weakref.ref(root))
-    return a
-def array_copy_of(mv, cplx, zero_d):
-    return _as_numpy(mv, cplx, zero_d).copy()
-def array_empty(shape, fmt, cplx):
-    import numpy
-    dt = numpy.dtype(fmt)
-    if cplx:
-        dt = numpy.dtype(numpy.complex128 if dt.itemsize == 8 else numpy.complex64)
-    return numpy.zeros(shape, dtype=dt)
-def array_bool(mv, shape):
-    import numpy
-    return numpy.asarray(mv).astype(bool).reshape(shape)
-def array_native(a):
-    import numpy
-    try:
-        dt = a.dtype
-    except AttributeError:
-        return None
-    if dt.kind == 'f' and dt.itemsize < 4:
-        return a.astype(numpy.float32)
-    if dt.kind == 'f' and dt.itemsize > 8:
-        return a.astype(numpy.float64)
-    if dt.kind == 'c' and dt.itemsize > 16:
-        return a.astype(numpy.complex128)
-    if dt.kind in 'biufc' and not dt.isnative:
-        return a.astype(dt.newbyteorder('='))
-    return None
-def _still_used(mv, refs):
-    if refs is not None and any(r() is not None for r in refs):
-        return True
-    try:
-        mv.release()
-        return False
-    except BufferError:
-        return True
-def array_release(mv):
-    refs = _lent.pop(id(mv), None)
-    if _still_used(mv, refs):
-        import gc
-        gc.collect()
-        return not _still_used(mv, refs)
-    return True
-")
-
-(defvar *array-helpers-generation* -1
-  "The generation of Python in which *ARRAY-HELPER-CODE* was installed.")
-
-(defun ensure-array-helpers ()
-  (python-start-if-not-alive)
-  (let ((g (%generation)))
-    (unless (eql g *array-helpers-generation*)
-      (let ((code (format nil "import _py4cl2_cffi as _p4s_am~%exec('''~A''', _p4s_am.__dict__)~%del _p4s_am~%"
-                          *array-helper-code*)))
-        (with-utf8 (p n code)
-          (check-status (%exec p n (cffi:null-pointer) (cffi:null-pointer)))))
-      (setf *array-helpers-generation* g))))
+;;; The Python side of these conversions is in the helper module (loader/src/helpers.py).
 
 (defun array-helper-object (name &rest args)
   "A new reference to the result of the array helper NAME called with the Lisp ARGS (foreign
 pointers pass as the objects they point to)."
-  (ensure-array-helpers)
   (with-packed-values (p n) args
     (call-helper-object name p n)))
 
 (defun array-helper (name &rest args)
   "The Lisp result of the array helper NAME called with ARGS."
-  (ensure-array-helpers)
   (let ((*remote-objects* nil) (*lispifiers* nil))
     (apply #'call-helper name args)))
 
@@ -104,7 +31,8 @@ pointers pass as the objects they point to)."
 ;;; ------------------------------------------------------------------------------------------
 
 (defun buffer-element-type (format itemsize)
-  "The Lisp element type of a buffer of struct FORMAT and ITEMSIZE, :BIT for bool, or NIL when
+  "The Lisp element type of a buffer of struct FORMAT and ITEMSIZE, :BIT for bool, :OBJECT for
+Python objects, or NIL when
 it must be converted in Python first (non-native byte order, float16, longdouble) or cannot be
 a Lisp array (objects, records, strings). Second value: :CONVERT when Python should convert."
   (let* ((start (if (and (plusp (length format)) (find (char format 0) "@=<>!")) 1 0))
@@ -120,6 +48,7 @@ a Lisp array (objects, records, strings). Second value: :CONVERT when Python sho
                ((#\b #\h #\i #\l #\q #\n) `(signed-byte ,(bits)))
                ((#\B #\H #\I #\L #\Q #\N) `(unsigned-byte ,(bits)))
                (#\? (if (= itemsize 1) :bit nil))
+               (#\O (if (= itemsize (cffi:foreign-type-size :pointer)) :object nil))
                ((#\e #\g) (values nil :convert))
                (t nil)))
             ((and (= (length body) 2) (char= (char body 0) #\Z))
@@ -169,12 +98,26 @@ buffer BUF (NBYTES bytes), copied in row-major order."
             (check-status (%buffer-copy buf p nbytes))))
         array)))
 
+(defun object-buffer-to-lisp-array (buf dims)
+  "A fresh Lisp array of element type T and DIMS holding the Lisp values of the elements of the
+held object buffer BUF, in row-major order (each converted as a list item is)."
+  (with-conversion-level (:to-lisp)
+    (let* ((count (reduce #'* dims))
+           (out (make-array dims)))
+      (with-value-array (vals count)
+        (let ((n (%buffer-objects buf vals count)))
+          (when (< n 0) (signal-status n))
+          (%buffer-release buf)
+          (do-decoded-values (x j vals n) (setf (row-major-aref out j) x))))
+      out)))
+
 (defun ndarray-to-lisp (pointer)
   "The Lisp array with the shape and elements of the numpy array (or any buffer exporter)
 POINTER (borrowed): element types double-float, single-float, (signed-byte 8..64),
-(unsigned-byte 8..64), (complex single-float), (complex double-float), and BIT for bool;
-float16 becomes single-float and longdouble double-float. Arrays of other dtypes (object,
-datetime64, strings, records) are returned as a PYOBJECT-WRAPPER."
+(unsigned-byte 8..64), (complex single-float), (complex double-float), BIT for bool, and T for
+object arrays (their elements converted); float16 becomes single-float and longdouble
+double-float. Arrays of other dtypes (datetime64, strings, records) are returned as a
+PYOBJECT-WRAPPER."
   (cffi:with-foreign-object (buf '(:struct p4s-buffer))
     (let ((status (%buffer-get pointer 0 buf)))
       (cond ((= status +pyerror+)       ; no buffer: datetime64, timedelta64...
@@ -190,7 +133,9 @@ datetime64, strings, records) are returned as a PYOBJECT-WRAPPER."
                   (nbytes (cffi:foreign-slot-value buf '(:struct p4s-buffer) 'len))
                   (dims (loop for k below ndim collect (cffi:mem-aref shape-p :int64 k))))
              (multiple-value-bind (type how) (buffer-element-type format itemsize)
-               (cond (type (return-from ndarray-to-lisp
+               (cond ((eq type :object)
+                      (return-from ndarray-to-lisp (object-buffer-to-lisp-array buf dims)))
+                     (type (return-from ndarray-to-lisp
                              (buffer-to-lisp-array buf type dims nbytes)))
                      ((eq how :convert) (setf convert t))
                      (t (return-from ndarray-to-lisp (wrap-borrowed pointer))))))
@@ -360,6 +305,21 @@ scope of a call that lists X, else a copy."
     (dotimes (i (array-total-size out) out)
       (setf (row-major-aref out i) (row-major-aref x i)))))
 
+(defun shape-tuple (x)
+  "The shape of X as a Lisp value that pythonizes to a tuple: its dimensions, or +PY-EMPTY-TUPLE+
+for a 0-d array (NIL would be False)."
+  (or (array-shape x) +py-empty-tuple+))
+
+(defun object-array-object (x)
+  "A new reference to a numpy object array of the shape of the Lisp array X whose elements are
+the Python objects of X's elements (a nested Lisp sequence is one element, not more axes)."
+  (with-conversion-level (:to-python)
+    (let ((flat (with-packed-values (p n) (loop for i below (array-total-size x)
+                                                collect (row-major-aref x i))
+                  (check-pointer (%tuple-from p n)))))
+      (unwind-protect (array-helper-object "object_array" flat (shape-tuple x))
+        (%decref flat)))))
+
 (defun nested-lists-object (x)
   "A new reference to nested Python lists with the elements of X."
   (labels ((nest (dims offset)
@@ -392,7 +352,7 @@ for other integer or float element types (a copy); nested lists when numpy is mi
                                (let ((mv (check-pointer (%memoryview p (array-total-size bytes) f 0
                                                                      (cffi:null-pointer) 1))))
                                  (unwind-protect
-                                      (array-helper-object "array_bool" mv (array-shape x))
+                                      (array-helper-object "array_bool" mv (shape-tuple x))
                                    (%decref mv))))))))
                     ((subtypep type '(signed-byte 64))
                      (array-object (copy-to-specialized x '(signed-byte 64))))

@@ -71,7 +71,8 @@ import-module), or any expression, evaluated."
     (cond ((and (= tag +tag-str+) (= 1 (v-aux out)))
            (setf (v-tag out) +tag-str-utf32+ (v-a-pointer out) scratch)
            (check-pointer (%from-value out)))
-          ((member tag '(#.+tag-none+ #.+tag-bool+ #.+tag-int+ #.+tag-float+ #.+tag-complex+))
+          ((member tag '(#.+tag-none+ #.+tag-bool+ #.+tag-int+ #.+tag-float+ #.+tag-complex+
+                         #.+tag-char+))
            (check-pointer (%from-value out)))
           (t (v-a-pointer out)))))
 
@@ -248,12 +249,17 @@ crossing and nothing but the result allocated. Out-of-line helpers get the frame
 (defconstant +scratch-offset+ (* (1+ +frame-slots+) +value-size+))
 
 (defun pack-value-at (x frame-address i used)
-  "PACK-VALUE into slot I of the frame at FRAME-ADDRESS; if that fails, releases the owned
-objects of the slots below I first."
+  "PACK-VALUE into slot I of the frame at FRAME-ADDRESS; if that exits non-locally, releases the
+owned objects of the slots below I. (On the unwind, not when a condition is signalled: a
+handler may still resume the packing through a restart, and the call would then use them.)"
   (declare (type fixnum frame-address i used))
-  (let ((frame (pointer-at frame-address)))
-    (handler-bind ((serious-condition (lambda (c) (declare (ignore c)) (release-owned frame i))))
-      (pack-value x frame i (pointer-at frame-address +scratch-offset+) used +scratch-chars+))))
+  (let ((frame (pointer-at frame-address))
+        (done nil))
+    (unwind-protect
+         (multiple-value-prog1
+             (pack-value x frame i (pointer-at frame-address +scratch-offset+) used +scratch-chars+)
+           (setf done t))
+      (unless done (release-owned frame i)))))
 
 (defun release-owned-at (frame-address n)
   (release-owned (pointer-at frame-address) n))

@@ -20,7 +20,7 @@
 (define-constants
   +tag-none+ 0 +tag-bool+ 1 +tag-int+ 2 +tag-float+ 3 +tag-complex+ 4 +tag-str+ 5
   +tag-bytes+ 6 +tag-tuple+ 7 +tag-list+ 8 +tag-dict+ 9 +tag-set+ 10 +tag-bigint+ 11
-  +tag-object+ 12 +tag-str-utf32+ 20 +tag-str-utf8+ 21 +tag-str-latin1+ 22 +tag-int-hex+ 23)
+  +tag-object+ 12 +tag-char+ 13 +tag-str-utf32+ 20 +tag-str-utf8+ 21 +tag-str-latin1+ 22 +tag-int-hex+ 23)
 
 (define-constants +ok+ 0 +pyerror+ -1 +shim-error+ -2)
 
@@ -263,6 +263,7 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %buffer-get "p4s_buffer_get" :int32 (obj :pointer) (writable :int32) (out :pointer))
 (define-shim %buffer-release "p4s_buffer_release" :void (buf :pointer))
 (define-shim %buffer-copy "p4s_buffer_copy" :int32 (buf :pointer) (dest :pointer) (dest-len :int64))
+(define-shim %buffer-objects "p4s_buffer_objects" :int64 (buf :pointer) (out :pointer) (n :int64))
 (define-shim %memoryview "p4s_memoryview" :pointer (data :pointer) (nbytes :int64) (format :pointer)
   (ndim :int32) (shape :pointer) (readonly :int32))
 

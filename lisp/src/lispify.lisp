@@ -94,27 +94,98 @@ the object (valid during BODY; pass it to PYCALL, PYSLOT-VALUE...) and returns t
         (copy-foreign-bytes scratch p (* 4 n))))
     s))
 
+;;; How deep nested data may be. Both directions recurse on the Lisp stack, one level per
+;;; container. Running out of stack where foreign code runs (malloc, the shim) cannot be
+;;; recovered from, and on ECL overflowing the frame stack (2048 frames per thread) jumps to
+;;; the top level; so the conversion stops first, with a condition: at *MAX-CONVERSION-DEPTH*
+;;; levels, or earlier when the thread's stack is nearly used up (SBCL: less than 256 KB of
+;;; control stack left; ECL: more than 1900 frames in use). Each level costs one frame.
+(defvar *max-conversion-depth* 1000
+  "How deeply nested a value may be when it is converted between Lisp and Python: tuples,
+lists, dicts and object arrays one way; lists, vectors, hash tables and arrays of element type
+T the other; each container is one level. A deeper (or circular) value signals
+CONVERSION-DEPTH-EXCEEDED instead of exhausting the stack. Python's own recursion limit (1000)
+stops most of its code at a similar depth. A level takes about 0.5 KB of Lisp stack and one
+frame; whatever this says, a conversion also stops when the thread's stack is nearly used up.")
+
+(defvar *conversion-depth* 0
+  "How many containers the conversion running in this thread is inside.")
+(declaim (type fixnum *conversion-depth*))
+
+(define-condition conversion-depth-exceeded (error)
+  ((depth :initarg :depth :reader conversion-depth-exceeded-depth)
+   (limit :initarg :limit :reader conversion-depth-exceeded-limit)
+   (direction :initarg :direction :reader conversion-depth-exceeded-direction))
+  (:report (lambda (c s)
+             (format s "A value nested ~D levels deep (or circular) was being converted ~
+                        ~:[from Lisp to Python~;from Python to Lisp~]: beyond ~
+                        PY4CL2-CFFI:*MAX-CONVERSION-DEPTH* (~D) or the stack this thread has ~
+                        left. Nothing was converted; the ~:[Lisp value~;Python object~] is left ~
+                        as it was. Bind *MAX-CONVERSION-DEPTH* higher for deeper data, or keep ~
+                        the object in Python (WITH-REMOTE-OBJECTS)."
+                     (conversion-depth-exceeded-depth c)
+                     (eq (conversion-depth-exceeded-direction c) :to-lisp)
+                     (conversion-depth-exceeded-limit c)
+                     (eq (conversion-depth-exceeded-direction c) :to-lisp))))
+  (:documentation "Signalled when a value to convert (either way) is nested deeper than
+*MAX-CONVERSION-DEPTH* (LIMIT), is circular, or would exhaust the thread's stack; DEPTH is the
+level reached, DIRECTION :TO-LISP or :TO-PYTHON. What was converted so far is released; the
+source value is unchanged."))
+
+(export '(*max-conversion-depth* conversion-depth-exceeded conversion-depth-exceeded-depth
+          conversion-depth-exceeded-limit conversion-depth-exceeded-direction)
+        :py4cl2-cffi)
+
+(declaim (inline stack-nearly-exhausted-p))
+(defun stack-nearly-exhausted-p ()
+  "T when the running thread has little stack left for one more level of conversion."
+  #+#.(cl:if (cl:and (cl:member :sbcl cl:*features*) (cl:or (cl:member :x86-64 cl:*features*)
+                                                            (cl:member :arm64 cl:*features*))
+                     (cl:find-symbol "CURRENT-THREAD-OFFSET-SAP" "SB-VM")
+                     (cl:find-symbol "THREAD-CONTROL-STACK-START-SLOT" "SB-VM"))
+             '(:and) '(:or))
+  (< (- (sb-sys:sap-int (sb-kernel:current-sp))
+        (sb-sys:sap-int (sb-vm::current-thread-offset-sap sb-vm::thread-control-stack-start-slot)))
+     262144)
+  #+ecl (> (the fixnum (si::frs-top)) 1900)
+  #-(or sbcl ecl) nil)
+
+(defun conversion-depth-error (direction)
+  (error 'conversion-depth-exceeded :depth *conversion-depth* :limit *max-conversion-depth*
+                                    :direction direction))
+
+(defmacro with-conversion-level ((direction) &body body)
+  "Runs BODY, the conversion of one container in DIRECTION (:TO-LISP or :TO-PYTHON), one level
+deeper; signals CONVERSION-DEPTH-EXCEEDED beyond *MAX-CONVERSION-DEPTH* or when the stack is
+nearly used up. Establishes no frame (it binds a special variable)."
+  `(let ((*conversion-depth* (1+ *conversion-depth*)))
+     (when (or (> *conversion-depth* (the fixnum *max-conversion-depth*))
+               (stack-nearly-exhausted-p))
+       (conversion-depth-error ,direction))
+     ,@body))
+
 ;;; Objects (new references) -> Lisp.
 (defun take-object (pointer tag len)
   "Lispifies the object POINTER (a new reference, whose kind the shim put in TAG, with length
 LEN for containers) and releases it unless it is kept in a wrapper."
   (declare (type fixnum tag len))
-  (if *remote-objects*
-      (wrap-new-reference pointer)
-      (let ((keep nil))
-        (unwind-protect
-             (cond
-               ((= tag +tag-str+) (str-object-to-lisp pointer))
-               ((= tag +tag-tuple+) (if (zerop len) +py-empty-tuple+ (sequence-items pointer len)))
-               ((= tag +tag-list+) (coerce (sequence-items pointer len) 'simple-vector))
-               ((= tag +tag-dict+) (dict-items pointer len))
-               ((= tag +tag-bigint+) (bigint-value pointer))
-               ((= tag +tag-bytes+) (bytes-value pointer))
-               (t (let ((fn (type-lispifier pointer)))
-                    (if (eq fn :wrap)
-                        (progn (setf keep t) (wrap-new-reference pointer))
-                        (funcall fn pointer)))))
-          (unless keep (%decref pointer))))))
+  (cond
+    (*remote-objects* (wrap-new-reference pointer))
+    ((or (= tag +tag-list+) (= tag +tag-dict+) (and (= tag +tag-tuple+) (plusp len)))
+     (container-value pointer tag len))
+    (t
+     (let ((keep nil))
+       (unwind-protect
+            (cond
+              ((= tag +tag-str+) (str-object-to-lisp pointer))
+              ((= tag +tag-tuple+) +py-empty-tuple+)
+              ((= tag +tag-bigint+) (bigint-value pointer))
+              ((= tag +tag-bytes+) (bytes-value pointer))
+              (t (let ((fn (type-lispifier pointer)))
+                   (if (eq fn :wrap)
+                       (progn (setf keep t) (wrap-new-reference pointer))
+                       (funcall fn pointer)))))
+         (unless keep (%decref pointer)))))))
 
 (defmacro with-value-array ((var n) &body body)
   "Binds VAR to foreign room for N packed values during BODY."
@@ -138,30 +209,88 @@ the buffer strings with aux = 1 were copied to, or NIL."
        (#.+tag-str+ (if (= 1 (v-aux p i))
                         (scratch-string scratch (v-b p i))
                         (take-object (v-a-pointer p i) tag (v-b p i))))
+       (#.+tag-char+ (code-char (v-a p i)))
        (t (take-object (v-a-pointer p i) tag (v-b p i)))))))
 
-(defun sequence-items (pointer len)
-  "The items of the tuple/list/set POINTER (borrowed) as a Lisp list."
-  (with-value-array (vals len)
-    (let ((n (%items pointer vals len)))
-      (when (< n 0) (signal-status n))
-      (let ((i 0))
-        (unwind-protect
-             (loop while (< i n) collect (prog1 (decode-value vals i nil) (incf i)))
-          ;; On a non-local exit, release what was not converted.
-          (loop for j from i below n do (%release-value (cffi:inc-pointer vals (* j +value-size+)))))))))
+(defun release-values (vals start end)
+  "Releases what the packed values START below END at VALS own (values not decoded)."
+  (declare (type fixnum start end))
+  (loop for j from start below end
+        do (%release-value (cffi:inc-pointer vals (* j +value-size+)))))
 
-(defun dict-items (pointer len)
-  "The dict POINTER (borrowed) as an EQUAL hash table."
-  (let ((table (make-hash-table :test 'equal :size (max 8 len))))
-    (with-value-array (keys len)
-      (with-value-array (vals len)
-        (let ((n (%dict-items pointer keys vals len)))
-          (when (< n 0) (signal-status n))
-          (dotimes (i n)
-            (let ((k (decode-value keys i nil)))
-              (setf (gethash k table) (decode-value vals i nil)))))))
-    table))
+;;; Partial conversions. Each packed value owns a reference until it is decoded, and decoding
+;;; takes that ownership over from the moment it starts (DECODE-VALUE releases or keeps what it
+;;; got, even when a lispifier then signals). So the count of values DONE goes up BEFORE a
+;;; value is decoded, and a non-local exit releases exactly the values at DONE and after:
+;;; none twice, none leaked. One UNWIND-PROTECT covers a whole container (the items, the
+;;; foreign array and the container's own reference): one frame per level of nesting.
+(defun container-value (pointer tag len)
+  "The Lisp value of the tuple, list or dict POINTER (a new reference, released here) of
+length LEN: a list, a simple-vector or an EQUAL hash table (filled in the dict's order)."
+  (declare (type fixnum tag len))
+  (let* ((dict (= tag +tag-dict+))
+         (room (max 1 len))
+         (vals (cffi:null-pointer))
+         (keys-done 0) (vals-done 0) (n 0))
+    (declare (type fixnum room keys-done vals-done n))
+    (unwind-protect
+         (with-conversion-level (:to-lisp)
+           (setf vals (cffi:foreign-alloc :uint8 :count (* (if dict 2 1) room +value-size+)))
+           (let ((got (if dict
+                          (%dict-items pointer vals (cffi:inc-pointer vals (* room +value-size+)) len)
+                          (%items pointer vals len))))
+             (declare (type fixnum got))
+             (when (< got 0) (signal-status got))
+             (setf n got))
+           (cond
+             (dict
+              (let ((table (make-hash-table :test 'equal :size (max 8 n)))
+                    (dvals (cffi:inc-pointer vals (* room +value-size+))))
+                (loop while (< vals-done n)
+                      do (let ((j vals-done))
+                           (incf keys-done)
+                           (let ((k (decode-value vals j nil)))
+                             (incf vals-done)
+                             (setf (gethash k table) (decode-value dvals j nil)))))
+                table))
+             ((= tag +tag-list+)
+              (let ((out (make-array n)))
+                (loop while (< vals-done n)
+                      do (let ((j vals-done))
+                           (incf vals-done)
+                           (setf (svref out j) (decode-value vals j nil))))
+                out))
+             (t
+              (let* ((head (list nil)) (tail head))
+                (loop while (< vals-done n)
+                      do (let ((j vals-done))
+                           (incf vals-done)
+                           (setf tail (setf (cdr tail) (list (decode-value vals j nil))))))
+                (cdr head)))))
+      (unless (cffi:null-pointer-p vals)
+        (if dict
+            (progn
+              (when (< keys-done n) (release-values vals keys-done n))
+              (when (< vals-done n)
+                (release-values (cffi:inc-pointer vals (* room +value-size+)) vals-done n)))
+            (when (< vals-done n) (release-values vals vals-done n)))
+        (cffi:foreign-free vals))
+      (%decref pointer))))
+
+(defmacro do-decoded-values ((var index vals n) &body body)
+  "Runs BODY with VAR bound to the Lisp value of each of the N packed values at VALS in turn
+(INDEX its position), with the ownership rule of CONTAINER-VALUE: a non-local exit releases
+the values not yet decoded."
+  (let ((done (gensym "DONE")) (nn (gensym "N")) (v (gensym "VALS")))
+    `(let ((,done 0) (,nn ,n) (,v ,vals))
+       (declare (type fixnum ,done ,nn))
+       (unwind-protect
+            (loop while (< ,done ,nn)
+                  do (let* ((,index ,done)
+                            (,var (progn (incf ,done) (decode-value ,v ,index nil))))
+                       (declare (ignorable ,index))
+                       ,@body))
+         (when (< ,done ,nn) (release-values ,v ,done ,nn))))))
 
 (defun bigint-value (pointer)
   (let ((s (check-pointer (%long-to-hex pointer))))

@@ -84,13 +84,16 @@ ARENA (USED of CAP UTF-32 characters taken). Returns the new USED."
     ((eql t) (setf (v-tag p i) +tag-bool+ (v-a p i) 1))
     (null (setf (v-tag p i) +tag-bool+ (v-a p i) 0))
     (single-float (pack-float p i (coerce x 'double-float)))
+    ;; Any other float (ECL's long-float): the nearest double.
+    (float (pack-float p i (coerce x 'double-float)))
     (integer (if (<= (- +max-fixnum-int64+) x +max-fixnum-int64+)
                  (pack-int p i x)
                  (pack-object p i (bigint-object x))))
     (pyobject-wrapper (pack-borrowed p i (wrapper-live-pointer x)))
     (symbol (cond ((eq x +py-none+) (setf (v-tag p i) +tag-none+))
                   (t (pack-object p i (pythonize x)))))
-    (character (return-from pack-value (pack-string (string x) p i arena used cap)))
+    ;; A LispCharacter in Python (a str of length 1), which comes back as a character.
+    (character (setf (v-tag p i) +tag-char+ (v-aux p i) 0 (v-a p i) (char-code x)))
     (complex (setf (v-tag p i) +tag-complex+
                           (v-a-double p i) (coerce (realpart x) 'double-float)
                           (v-b-double p i) (coerce (imagpart x) 'double-float)))
@@ -126,22 +129,29 @@ ARENA (USED of CAP UTF-32 characters taken). Returns the new USED."
 
 (defmacro with-packed-values ((p n) values &body body)
   "Packs the Lisp VALUES (a list) into foreign memory bound to P with N their count during BODY;
-owned objects made for them are released afterwards."
+owned objects made for them are released afterwards, also when packing fails halfway (one
+UNWIND-PROTECT, so nested conversions cost one frame per level)."
   (let ((vals (gensym)) (chars (gensym)) (arena (gensym)) (used (gensym)) (i (gensym)) (v (gensym "V")))
     `(let* ((,vals ,values)
             (,n (length ,vals))
-            (,chars (loop for ,v in ,vals when (stringp ,v) sum (length ,v))))
-       (declare (ignorable ,n))
-       (cffi:with-foreign-pointer (,p (+ (* (max 1 ,n) +value-size+) (* 4 (max 1 ,chars))))
-         (let ((,arena (cffi:inc-pointer ,p (* (max 1 ,n) +value-size+)))
-               (,used 0) (,i 0))
-           (unwind-protect
-                (progn
-                  (dolist (,v ,vals)
-                    (setf ,used (pack-value ,v ,p ,i ,arena ,used ,chars))
-                    (incf ,i))
-                  ,@body)
-             (release-owned ,p ,i)))))))
+            (,chars (loop for ,v in ,vals when (stringp ,v) sum (length ,v)))
+            (,i 0)
+            (,p (cffi:null-pointer)))
+       (declare (ignorable ,n) (type fixnum ,n ,chars ,i))
+       (unwind-protect
+            (progn
+              (setf ,p (cffi:foreign-alloc :uint8 :count (+ (* (max 1 ,n) +value-size+)
+                                                           (* 4 (max 1 ,chars)))))
+              (let ((,arena (cffi:inc-pointer ,p (* (max 1 ,n) +value-size+)))
+                    (,used 0))
+                (declare (type fixnum ,used))
+                (dolist (,v ,vals)
+                  (setf ,used (pack-value ,v ,p ,i ,arena ,used ,chars))
+                  (incf ,i))
+                ,@body))
+         (unless (cffi:null-pointer-p ,p)
+           (release-owned ,p ,i)
+           (cffi:foreign-free ,p))))))
 
 (defun pythonize-default (x)
   "The new reference of the default Python object of the Lisp value X."
@@ -176,8 +186,12 @@ owned objects made for them are released afterwards."
     (call-helper-object "fraction" p n)))
 
 (defmethod pythonize ((x list))
-  (with-packed-values (p n) x
-    (check-pointer (%tuple-from p n))))
+  (unless (list-length x)                 ; circular
+    (let ((*conversion-depth* (1+ *conversion-depth*)))
+      (conversion-depth-error :to-python)))
+  (with-conversion-level (:to-python)
+    (with-packed-values (p n) x
+      (check-pointer (%tuple-from p n)))))
 
 (defun number-array-p (x)
   "T if the Lisp array X is specialized to a subtype of NUMBER."
@@ -187,20 +201,25 @@ owned objects made for them are released afterwards."
 (defmethod pythonize ((x vector))
   (cond ((stringp x) (pythonize-default x))
         ((number-array-p x) (array-object x))
-        (t (with-packed-values (p n) (coerce x 'list)
-             (check-pointer (%list-from p n))))))
+        (t (with-conversion-level (:to-python)
+             (with-packed-values (p n) (coerce x 'list)
+               (check-pointer (%list-from p n)))))))
 
 (defmethod pythonize ((x array))
-  (if (number-array-p x)
-      (array-object x)
-      (nested-lists-object x)))
+  ;; Not a vector: rank 0 or at least 2.
+  (cond ((number-array-p x) (array-object x))
+        ((numpy-available-p) (object-array-object x))
+        (t (nested-lists-object x))))
 
 (defmethod pythonize ((x hash-table))
+  ;; The dict gets the keys in the table's iteration order. Keys then values are packed in
+  ;; one block.
   (let ((keys '()) (vals '()))
     (maphash (lambda (k v) (push k keys) (push v vals)) x)
-    (with-packed-values (kp n) keys
-      (with-packed-values (vp m) vals
-        (check-pointer (%dict-from kp vp n))))))
+    (let ((count (length keys)))
+      (with-conversion-level (:to-python)
+        (with-packed-values (p n) (nreconc keys (nreverse vals))
+          (check-pointer (%dict-from p (cffi:inc-pointer p (* count +value-size+)) count)))))))
 
 (defmethod pythonize ((x function))
   (function-object x))

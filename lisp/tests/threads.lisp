@@ -150,7 +150,7 @@ def rel_walk(f, n):
   (fiveam:is (eq +py-none+ (pycall "exec" "exec_test_value = 6 * 7")))
   (fiveam:is (= 42 (pyvalue "exec_test_value")))
   (fiveam:is (= 43 (pycall "eval" "exec_test_value + 1")))
-  (fiveam:is (= 42 (gethash "exec_test_value" (pycall "globals"))))
+  (fiveam:is (= 42 (pycall "lambda g: g['exec_test_value']" (with-remote-objects (pycall "globals")))))
   (fiveam:is (find "exec_test_value" (pycall "dir") :test #'equal))
   (let ((names (coerce (pycall "dir" (pyeval "type('X', (), {'a': 1})()")) 'list)))
     (fiveam:is (and (member "a" names :test #'equal) (member "__class__" names :test #'equal)

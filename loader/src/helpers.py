@@ -340,6 +340,76 @@ def route_of_current_thread():
     return getattr(threading.current_thread(), "_py4cl2_cffi_route", 0)
 
 
+# --- Arrays: numpy over Lisp memory (lisp/src/arrays.lisp) --------------------------------
+_lent = {}
+def _as_numpy(mv, cplx, zero_d):
+    import numpy
+    a = numpy.asarray(mv)
+    if cplx:
+        a = a.view(numpy.complex128 if a.itemsize == 8 else numpy.complex64)
+    if zero_d:
+        a = a.reshape(())
+    return a
+def array_share(mv, cplx, zero_d):
+    import numpy, weakref
+    a = _as_numpy(mv, cplx, zero_d)
+    root = a
+    while isinstance(root, numpy.ndarray) and root.base is not None:
+        root = root.base
+    _lent[id(mv)] = (weakref.ref(a), weakref.ref(root))
+    return a
+def array_copy_of(mv, cplx, zero_d):
+    return _as_numpy(mv, cplx, zero_d).copy()
+def array_empty(shape, fmt, cplx):
+    import numpy
+    dt = numpy.dtype(fmt)
+    if cplx:
+        dt = numpy.dtype(numpy.complex128 if dt.itemsize == 8 else numpy.complex64)
+    return numpy.zeros(shape, dtype=dt)
+def object_array(items, shape):
+    import numpy
+    try:
+        a = numpy.fromiter(items, dtype=object, count=len(items))
+    except (TypeError, ValueError):     # numpy before 1.23 cannot fill object arrays this way
+        a = numpy.empty(len(items), dtype=object)
+        for i, v in enumerate(items):
+            a[i] = v
+    return a.reshape(shape)
+def array_bool(mv, shape):
+    import numpy
+    return numpy.asarray(mv).astype(bool).reshape(shape)
+def array_native(a):
+    import numpy
+    try:
+        dt = a.dtype
+    except AttributeError:
+        return None
+    if dt.kind == 'f' and dt.itemsize < 4:
+        return a.astype(numpy.float32)
+    if dt.kind == 'f' and dt.itemsize > 8:
+        return a.astype(numpy.float64)
+    if dt.kind == 'c' and dt.itemsize > 16:
+        return a.astype(numpy.complex128)
+    if dt.kind in 'biufc' and not dt.isnative:
+        return a.astype(dt.newbyteorder('='))
+    return None
+def _still_used(mv, refs):
+    if refs is not None and any(r() is not None for r in refs):
+        return True
+    try:
+        mv.release()
+        return False
+    except BufferError:
+        return True
+def array_release(mv):
+    refs = _lent.pop(id(mv), None)
+    if _still_used(mv, refs):
+        import gc
+        gc.collect()
+        return not _still_used(mv, refs)
+    return True
+
+
 # --- Small helpers the Lisp side calls --------------------------------------------------------
 
 def fraction(n, d):
@@ -369,11 +439,6 @@ def generator(f, stop):
         if v == stop:
             return
         yield v
-
-
-def array_copy(view):
-    import numpy
-    return numpy.array(view)
 
 
 def numpy_available():

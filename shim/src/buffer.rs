@@ -3,11 +3,13 @@
 //! [`p4s_buffer_get`] exposes any buffer exporter (a numpy array of any dtype, order or
 //! strides; bytes; array.array) as data pointer, format, shape and strides;
 //! [`p4s_buffer_copy`] copies its elements in C (row-major) order into Lisp memory, with one
-//! `memcpy` when the source is C-contiguous. [`p4s_memoryview`] wraps Lisp memory as a
-//! memoryview of a given format and shape, which `numpy.asarray` turns into an array sharing it.
+//! `memcpy` when the source is C-contiguous; [`p4s_buffer_objects`] converts the elements of an
+//! object array instead. [`p4s_memoryview`] wraps Lisp memory as a memoryview of a given format
+//! and shape, which `numpy.asarray` turns into an array sharing it.
 
 use crate::errors::{set_last_error, take_python_error};
 use crate::gil::enter;
+use crate::values::{release_value, to_value, P4sValue};
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::ffi_types::*;
 use std::ffi::{c_char, c_void};
@@ -232,5 +234,74 @@ export! {
             }
             r
         }
+    }
+}
+
+export! {
+    /// Converts the elements of a held buffer of Python objects (struct format `O`: a numpy
+    /// object array of any shape and strides) into `out`, in C (row-major) order, as
+    /// [`crate::values::p4s_items`] converts a list's items: scalars inline, other objects as new
+    /// references. `out` has room for `n` values, which must be at least the element count.
+    /// Returns the element count, or -1 (Python error kept) / -2 (not such a buffer, too little
+    /// room); on failure nothing is left owned in `out`.
+    fn p4s_buffer_objects(buf: *const P4sBuffer, out: *mut P4sValue, n: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
+        let Some(e) = enter() else { return i64::from(P4S_ERROR) };
+        if buf.is_null() || (out.is_null() && n > 0) {
+            set_last_error("p4s_buffer_objects: NULL argument");
+            return i64::from(P4S_ERROR);
+        }
+        // SAFETY: the caller's buffer, filled by `p4s_buffer_get`.
+        let b = unsafe { &*buf };
+        if b.view.is_null() {
+            set_last_error("p4s_buffer_objects: the buffer was released");
+            return i64::from(P4S_ERROR);
+        }
+        // SAFETY: `format` is NUL-terminated while the buffer is held.
+        let format = unsafe { std::ffi::CStr::from_ptr(b.format) }.to_bytes();
+        let format = format.strip_prefix(b"@").or_else(|| format.strip_prefix(b"=")).unwrap_or(format);
+        if format != b"O" || b.itemsize as usize != std::mem::size_of::<*mut PyObject>() {
+            set_last_error("p4s_buffer_objects: not a buffer of Python objects");
+            return i64::from(P4S_ERROR);
+        }
+        let nd = b.ndim.max(0) as usize;
+        // SAFETY: shape/strides have `ndim` entries while the buffer is held.
+        let (shape, strides) = unsafe {
+            if nd == 0 || b.shape.is_null() {
+                (&[][..], &[][..])
+            } else {
+                (std::slice::from_raw_parts(b.shape, nd), std::slice::from_raw_parts(b.strides, nd))
+            }
+        };
+        let count: i64 = shape.iter().map(|&d| d.max(0)).product();
+        if count > n {
+            set_last_error("p4s_buffer_objects: too little room for the elements");
+            return i64::from(P4S_ERROR);
+        }
+        let api = e.api();
+        let mut index = vec![0i64; nd];
+        for k in 0..count as usize {
+            let offset: i64 = index.iter().zip(strides).map(|(i, s)| i * s).sum();
+            // SAFETY: the index is within the shape, so the slot lies in the exporter's memory;
+            // each slot of an object buffer holds a PyObject* (numpy fills empty ones with None).
+            let item = unsafe { *(b.data as *const u8).offset(offset as isize).cast::<*mut PyObject>() };
+            let item = if item.is_null() { api._Py_NoneStruct } else { item };
+            // SAFETY: GIL held; `item` is kept alive by the array; `out` has room for `count`.
+            let status = unsafe { to_value(&e, item, &mut *out.add(k), std::ptr::null_mut(), 0) };
+            if status != P4S_OK {
+                for j in 0..k {
+                    // SAFETY: the values written so far hold new references (or nothing).
+                    unsafe { release_value(api, &*out.add(j)) };
+                }
+                return i64::from(status);
+            }
+            for axis in (0..nd).rev() {
+                index[axis] += 1;
+                if index[axis] < shape[axis] {
+                    break;
+                }
+                index[axis] = 0;
+            }
+        }
+        count
     }
 }

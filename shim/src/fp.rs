@@ -19,9 +19,10 @@ pub fn mask_traps() -> FpState {
     FpState(saved)
 }
 
-/// Restores a state saved by [`mask_traps`].
+/// Restores a state saved by [`mask_traps`], dropping the x87 sticky flags raised meanwhile.
 #[inline(always)]
 pub fn restore(state: FpState) {
+    clear_x87_flags();
     write(state.0);
 }
 
@@ -61,12 +62,29 @@ fn write(v: u64) {
     let mxcsr = v as u32;
     let fcw = (v >> 32) as u16;
     // SAFETY: both values were read from the registers and only their mask and flag bits were
-    // changed, so reserved bits stay as the CPU had them. Loading the x87 control word with
-    // pending x87 exceptions unmasked could fault on the next x87 instruction, as it would
-    // have in the caller anyway; we never unmask anything the caller had masked.
+    // changed, so reserved bits stay as the CPU had them.
     unsafe {
         std::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack, preserves_flags));
         std::arch::asm!("fldcw [{}]", in(reg) &fcw, options(nostack, preserves_flags));
+    }
+}
+
+/// Clears the x87 exception flags if any is set. Code that ran with traps masked (numpy's
+/// long-double casts, for one) leaves them set; with the caller's unmasked control word back,
+/// the next waiting x87 instruction (the fldcw of the next entry) would then fault. MXCSR needs
+/// nothing: restoring it replaces its flags, and SSE flags never fault later. The status word
+/// is read first (fnstsw, about 5 ns a call) because fnclex alone costs twice that.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn clear_x87_flags() {
+    let status: u16;
+    // SAFETY: fnstsw only reads the status word (it does not wait for pending exceptions).
+    unsafe {
+        std::arch::asm!("fnstsw ax", out("ax") status, options(nomem, nostack, preserves_flags))
+    };
+    if status & 0x3f != 0 {
+        // SAFETY: fnclex only clears the exception flags (it does not wait either).
+        unsafe { std::arch::asm!("fnclex", options(nomem, nostack, preserves_flags)) };
     }
 }
 
@@ -93,6 +111,10 @@ fn write(v: u64) {
     // enables, which is what we mean to do.
     unsafe { std::arch::asm!("msr fpcr, {}", in(reg) v, options(nomem, nostack)) };
 }
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn clear_x87_flags() {}
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn masked(v: u64) -> u64 {
@@ -123,6 +145,24 @@ mod tests {
         restore(s);
         assert_eq!(read() & 0x200, 0);
         assert_eq!((read() >> 32) & 0x4, 0, "x87 divide-by-zero unmasked again");
+        write(orig);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn x87_flags_raised_while_masked_do_not_fault_later() {
+        let orig = read();
+        // Unmask x87 invalid-operation, as SBCL does; then raise it while masked (sqrt(-1)).
+        write(orig & !(0x1u64 << 32));
+        let s = mask_traps();
+        // SAFETY: pushes 1, negates it, takes its square root (a masked invalid operation
+        // giving NaN) and pops it again: the x87 stack is left as it was.
+        unsafe { std::arch::asm!("fld1", "fchs", "fsqrt", "fstp st(0)", options(nostack)) };
+        restore(s);
+        let s = mask_traps(); // the next entry: fldcw waits, and used to fault here (SIGFPE)
+        restore(s);
+        // SAFETY: waits for pending unmasked x87 exceptions; there must be none.
+        unsafe { std::arch::asm!("fwait", options(nostack)) };
         write(orig);
     }
 }

@@ -11,6 +11,8 @@ use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
 use std::ffi::c_char;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// One value crossing the boundary. Layout: `{int32 tag; int32 aux; int64 a; int64 b;}`.
 #[repr(C)]
@@ -41,11 +43,13 @@ pub const P4S_COMPLEX: i32 = 4;
 pub const P4S_STR: i32 = 5;
 /// Out: bytes, `a` a new reference, `b` the length. In: `a` pointer to `b` bytes.
 pub const P4S_BYTES: i32 = 6;
-/// Out: a tuple (or subclass), `a` new reference, `b` its length.
+/// Out: a tuple (exactly: subclasses such as namedtuples are [`P4S_OBJECT`]), `a` new
+/// reference, `b` its length.
 pub const P4S_TUPLE: i32 = 7;
-/// Out: a list (or subclass), `a` new reference, `b` its length.
+/// Out: a list (exactly; subclasses are [`P4S_OBJECT`]), `a` new reference, `b` its length.
 pub const P4S_LIST: i32 = 8;
-/// Out: a dict (or subclass), `a` new reference, `b` its length.
+/// Out: a dict (exactly: `Counter`, `OrderedDict`, `defaultdict`… are [`P4S_OBJECT`]), `a` new
+/// reference, `b` its length.
 pub const P4S_DICT: i32 = 9;
 /// Out: a set or frozenset, `a` new reference, `b` its length.
 pub const P4S_SET: i32 = 10;
@@ -53,6 +57,9 @@ pub const P4S_SET: i32 = 10;
 pub const P4S_BIGINT: i32 = 11;
 /// Out: any other object, `a` new reference. In: `a` a borrowed object.
 pub const P4S_OBJECT: i32 = 12;
+/// A Lisp character (in and out): `a` is its code point; no reference is held. In Python it is
+/// a `py4cl2_cffi.LispCharacter` (see [`char_type`]), which converts back to a character.
+pub const P4S_CHAR: i32 = 13;
 /// In: a string of `b` UTF-32 code units at `a`.
 pub const P4S_STR_UTF32: i32 = 20;
 /// In: a string of `b` UTF-8 bytes at `a`.
@@ -106,6 +113,7 @@ pub(crate) unsafe fn from_value(api: &Api, v: &P4sValue) -> *mut PyObject {
                 (api.Py_IncRef)(o);
                 o
             }
+            P4S_CHAR => char_object(api, v.a),
             P4S_INT_HEX => {
                 let bytes = std::slice::from_raw_parts(v.a as *const u8, v.b as usize);
                 let mut text = Vec::with_capacity(bytes.len() + 1);
@@ -127,6 +135,19 @@ fn set_type_error(api: &Api, msg: &str) {
     unsafe {
         (api.PyErr_SetString)(Api::read_pointer(api.PyExc_TypeError), c.as_ptr());
     }
+}
+
+/// The bits of a float result, with a signalling NaN made quiet (same sign and payload, the
+/// quiet bit set). Python's arithmetic never makes one, but bytes can (`struct.unpack`), and a
+/// Lisp that traps invalid operations (ECL) signals as soon as it boxes one; so every Lisp
+/// gets the quiet NaN. Other values keep their exact bits (-0.0, infinities, NaN payloads).
+#[inline(always)]
+fn float_bits(x: f64) -> i64 {
+    const EXP: u64 = 0x7FF0_0000_0000_0000;
+    const QUIET: u64 = 0x0008_0000_0000_0000;
+    let b = x.to_bits();
+    let nan = b & EXP == EXP && b & !(EXP | (1 << 63)) != 0;
+    (if nan { b | QUIET } else { b }) as i64
 }
 
 /// Whether `t`'s flags have `flag` (GIL held, `t` a type).
@@ -159,7 +180,7 @@ pub(crate) unsafe fn to_value(
             out.tag = P4S_NONE;
         } else if t == api.PyFloat_Type {
             out.tag = P4S_FLOAT;
-            out.a = (api.PyFloat_AsDouble)(o).to_bits() as i64;
+            out.a = float_bits((api.PyFloat_AsDouble)(o));
         } else if t == api.PyUnicode_Type {
             return str_value(e, o, out, scratch, cap);
         } else if t == api.PyBool_Type {
@@ -178,20 +199,32 @@ pub(crate) unsafe fn to_value(
                 out.a = i;
             }
         } else if has_flag(api, t, Py_TPFLAGS_UNICODE_SUBCLASS) {
+            if is_char_type(e, t) && (api.PyUnicode_GetLength)(o) == 1 {
+                let mut cp = 0u32;
+                if (api.PyUnicode_AsUCS4)(o, &mut cp, 1, 0).is_null() {
+                    return take_python_error(e);
+                }
+                out.tag = P4S_CHAR;
+                out.a = i64::from(cp);
+                return P4S_OK;
+            }
             return str_value(e, o, out, scratch, cap);
         } else if t == api.PyComplex_Type || (api.PyType_IsSubtype)(t, api.PyComplex_Type) != 0 {
             out.tag = P4S_COMPLEX;
-            out.a = (api.PyComplex_RealAsDouble)(o).to_bits() as i64;
-            out.b = (api.PyComplex_ImagAsDouble)(o).to_bits() as i64;
+            out.a = float_bits((api.PyComplex_RealAsDouble)(o));
+            out.b = float_bits((api.PyComplex_ImagAsDouble)(o));
         } else if (api.PyType_IsSubtype)(t, api.PyFloat_Type) != 0 {
             out.tag = P4S_FLOAT;
-            out.a = (api.PyFloat_AsDouble)(o).to_bits() as i64;
+            out.a = float_bits((api.PyFloat_AsDouble)(o));
         } else {
-            let tag = if has_flag(api, t, Py_TPFLAGS_TUPLE_SUBCLASS) {
+            // Only the exact container types convert: a subclass (a namedtuple, Counter,
+            // OrderedDict...) carries behaviour a Lisp list or hash table would lose, so it stays
+            // an object unless Lisp defines a lispifier for its type.
+            let tag = if t == api.PyTuple_Type {
                 P4S_TUPLE
-            } else if has_flag(api, t, Py_TPFLAGS_LIST_SUBCLASS) {
+            } else if t == api.PyList_Type {
                 P4S_LIST
-            } else if has_flag(api, t, Py_TPFLAGS_DICT_SUBCLASS) {
+            } else if t == api.PyDict_Type {
                 P4S_DICT
             } else if has_flag(api, t, Py_TPFLAGS_BYTES_SUBCLASS) {
                 P4S_BYTES
@@ -217,6 +250,152 @@ pub(crate) unsafe fn to_value(
         }
     }
     P4S_OK
+}
+
+/// The address of `py4cl2_cffi.LispCharacter` in the interpreter of generation
+/// [`CHAR_TYPE_GENERATION`] (0: not made yet). Written under [`CHAR_TYPE_LOCK`] with the GIL
+/// held; read without a lock (a stale address is never compared: its generation differs).
+static CHAR_TYPE: AtomicUsize = AtomicUsize::new(0);
+static CHAR_TYPE_GENERATION: AtomicU64 = AtomicU64::new(0);
+static CHAR_TYPE_LOCK: Mutex<()> = Mutex::new(());
+/// The `LispCharacter`s of code points 0..256, made on first use and shared (as Python shares
+/// its one-character strs), so sending an ASCII or Latin-1 character allocates nothing. Each
+/// holds one reference; emptied when the class is made anew (at the first use after a start).
+/// Read and written with the GIL held.
+static CHAR_CACHE: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+
+/// Whether `t` is the `LispCharacter` class of the running interpreter.
+#[inline]
+fn is_char_type(e: &Entry, t: *mut PyObject) -> bool {
+    CHAR_TYPE_GENERATION.load(Ordering::Acquire) == e.runtime().generation()
+        && CHAR_TYPE.load(Ordering::Acquire) == t as usize
+}
+
+/// The class `py4cl2_cffi.LispCharacter` of the running interpreter (borrowed; kept until
+/// stop), made on first use: `class LispCharacter(str): __slots__ = ()`, also bound in the
+/// module `py4cl2_cffi` (made if missing) so that pickle finds it. A Lisp character becomes an
+/// instance of it holding that one character, which behaves as a str in Python (`==`, hashing,
+/// `json.dumps`, concatenation give what the plain str would) and converts back to a Lisp
+/// character. NULL with a Python error set on failure (GIL held).
+pub(crate) fn char_type(api: &Api) -> *mut PyObject {
+    let generation = py4cl2_cffi_loader::generation();
+    if CHAR_TYPE_GENERATION.load(Ordering::Acquire) == generation {
+        let t = CHAR_TYPE.load(Ordering::Acquire);
+        if t != 0 {
+            return t as *mut PyObject;
+        }
+    }
+    let _guard = CHAR_TYPE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    if CHAR_TYPE_GENERATION.load(Ordering::Acquire) == generation {
+        let t = CHAR_TYPE.load(Ordering::Acquire);
+        if t != 0 {
+            return t as *mut PyObject;
+        }
+    }
+    // SAFETY: GIL held (caller's contract); every object made here is checked and released.
+    let t = unsafe { make_char_type(api) };
+    if !t.is_null() {
+        // The cached instances belong to an earlier interpreter: forget them (not released).
+        for slot in &CHAR_CACHE {
+            slot.store(0, Ordering::Release);
+        }
+        CHAR_TYPE.store(t as usize, Ordering::Release);
+        CHAR_TYPE_GENERATION.store(generation, Ordering::Release);
+    }
+    t
+}
+
+/// Makes the `LispCharacter` class: `type('LispCharacter', (str,), {...})`.
+///
+/// # Safety
+/// The GIL must be held.
+unsafe fn make_char_type(api: &Api) -> *mut PyObject {
+    // SAFETY: (whole body) GIL held; each constructor returns a new reference or NULL, checked
+    // before use; SetItem steals, SetItemString/SetAttrString do not.
+    unsafe {
+        let name = (api.PyUnicode_FromString)(c"LispCharacter".as_ptr());
+        let bases = (api.PyTuple_New)(1);
+        let dict = (api.PyDict_New)();
+        let slots = (api.PyTuple_New)(0);
+        let module = (api.PyUnicode_FromString)(c"py4cl2_cffi".as_ptr());
+        let doc = (api.PyUnicode_FromString)(
+            c"A Lisp character seen from Python: a str of length 1 that py4cl2-cffi converts back to a Lisp character. str(c) is the plain str.".as_ptr(),
+        );
+        let args = (api.PyTuple_New)(3);
+        let mut t = std::ptr::null_mut();
+        let parts = [name, bases, dict, slots, module, doc, args];
+        if parts.iter().all(|p| !p.is_null())
+            && (api.PyDict_SetItemString)(dict, c"__slots__".as_ptr(), slots) == 0
+            && (api.PyDict_SetItemString)(dict, c"__module__".as_ptr(), module) == 0
+            && (api.PyDict_SetItemString)(dict, c"__doc__".as_ptr(), doc) == 0
+        {
+            (api.Py_IncRef)(api.PyUnicode_Type);
+            (api.PyTuple_SetItem)(bases, 0, api.PyUnicode_Type);
+            for (k, o) in [name, bases, dict].into_iter().enumerate() {
+                (api.Py_IncRef)(o);
+                (api.PyTuple_SetItem)(args, k as isize, o);
+            }
+            t = (api.PyObject_Call)(api.PyType_Type, args, std::ptr::null_mut());
+        }
+        for p in parts {
+            (api.Py_DecRef)(p);
+        }
+        if !t.is_null() {
+            // Bind it in the module py4cl2_cffi (borrowed; made when missing). Not fatal.
+            let m = (api.PyImport_AddModule)(c"py4cl2_cffi".as_ptr());
+            if m.is_null() || (api.PyObject_SetAttrString)(m, c"LispCharacter".as_ptr(), t) != 0 {
+                (api.PyErr_Clear)();
+            }
+        }
+        t
+    }
+}
+
+/// A new `LispCharacter` holding the character of code point `code` (GIL held). NULL with a
+/// Python error set when `code` is not a Unicode code point.
+fn char_object(api: &Api, code: i64) -> *mut PyObject {
+    let Ok(cp) = u32::try_from(code) else {
+        set_value_error(
+            api,
+            "a character code outside Unicode's range passed to py4cl2-cffi",
+        );
+        return std::ptr::null_mut();
+    };
+    let t = char_type(api);
+    if t.is_null() {
+        return t;
+    }
+    let slot = CHAR_CACHE.get(cp as usize);
+    if let Some(slot) = slot {
+        let c = slot.load(Ordering::Acquire) as *mut PyObject;
+        if !c.is_null() {
+            // SAFETY: GIL held; the cache keeps the instance alive.
+            unsafe { (api.Py_IncRef)(c) };
+            return c;
+        }
+    }
+    // SAFETY: GIL held; `cp` is one UCS-4 code unit (FromKindAndData rejects > 0x10FFFF).
+    unsafe {
+        let s = (api.PyUnicode_FromKindAndData)(4, std::ptr::addr_of!(cp).cast(), 1);
+        if s.is_null() {
+            return s;
+        }
+        let c = crate::call::vectorcall(api, t, &[s], std::ptr::null_mut());
+        (api.Py_DecRef)(s);
+        if let (Some(slot), false) = (slot, c.is_null()) {
+            (api.Py_IncRef)(c);
+            slot.store(c as usize, Ordering::Release);
+        }
+        c
+    }
+}
+
+fn set_value_error(api: &Api, msg: &str) {
+    let c = std::ffi::CString::new(msg).unwrap_or_default();
+    // SAFETY: GIL held; the type variable is initialised after start.
+    unsafe {
+        (api.PyErr_SetString)(Api::read_pointer(api.PyExc_ValueError), c.as_ptr());
+    }
 }
 
 /// Packs a str: copied into `scratch` when it fits, else a new reference (GIL held).
