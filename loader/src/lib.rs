@@ -15,6 +15,7 @@ mod lifecycle;
 #[cfg(target_os = "macos")]
 mod macos;
 pub mod maps;
+pub mod stack;
 pub mod tsd;
 
 pub use lifecycle::{current, generation, is_running, pinned, start, stop, Runtime, UnloadReport};

@@ -112,6 +112,8 @@ pub fn enter() -> Option<Entry> {
             t.tstate
                 .set(unsafe { (api.PyGILState_GetThisThreadState)() });
             t.generation.set(rt.generation);
+            // SAFETY: we hold the GIL and the state is this thread's (3.14+: see loader::stack).
+            unsafe { py4cl2_cffi_loader::stack::fit_stack_protection(api, t.tstate.get()) };
         }
         t.depth.set(1);
         t as *const ThreadGil
