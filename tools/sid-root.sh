@@ -3,7 +3,7 @@
 #
 # Usage:
 #   tools/sid-root.sh build              make or extend the root; prints its folder
-#   tools/sid-root.sh run [--bind DIR]... [--] CMD [ARG...]
+#   tools/sid-root.sh run [--bind DIR]... [--] CMD [ARG...]   (e.g. env VAR=value CMD to pass variables)
 #                                        run CMD inside the root (as root, in a private mount
 #                                        namespace), with this worktree and every --bind DIR
 #                                        mounted at their own paths; CMD starts in the
@@ -37,7 +37,7 @@ packages=(python3.14 libpython3.14 python3.14-venv
           cl-cffi cl-alexandria cl-trivial-garbage cl-bordeaux-threads cl-fiveam cl-iterate cl-babel
           binutils ca-certificates)
 # The pip venvs inside the root: "<X.Y> <requirements>" per line.
-venvs=("3.14 numpy>=2" "3.15 numpy>=2")
+venvs=("3.14 numpy>=2 matplotlib" "3.15 numpy>=2 matplotlib")
 
 die() { echo "sid-root: FAILED: $*" >&2; exit 1; }
 
@@ -94,7 +94,7 @@ fi
 env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 TERM="${TERM:-dumb}" ${PIP_INDEX_URL:+PIP_INDEX_URL=$PIP_INDEX_URL} \
     PIP_CERT=/etc/py4cl2-cffi/host-ca.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    ${P4_ENV:-} chroot "$root" /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec "$@"' "$cwd" "$@"
+    chroot "$root" /bin/sh -c 'cd "$0" 2>/dev/null || cd /; exec "$@"' "$cwd" "$@"
 INNER
 )
 
@@ -123,6 +123,7 @@ bootstrap() {
 extend() { # install packages missing from an existing root
   local missing=()
   for p in "${packages[@]}"; do
+    # shellcheck disable=SC2016 # dpkg-query's own format, not a shell expansion
     chroot "$root" dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
       || missing+=("$p")
   done
