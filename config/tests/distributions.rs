@@ -23,7 +23,15 @@ fn debian_pythons() -> Vec<PathBuf> {
     for xy in series {
         let exe = PathBuf::from(format!("/usr/bin/python{xy}"));
         if exe.is_file() {
-            out.push(exe);
+            // Elsewhere than Debian hosts (a CI runner's Ubuntu) the interpreter may lack its
+            // shared library package: nothing to test there, said loudly.
+            let usable = inspect(&exe).map(|i| i.problem);
+            match usable {
+                Ok(Some(problem)) if !system_pythons() => {
+                    eprintln!("SKIPPED: {} cannot be used here: {problem}", exe.display())
+                }
+                _ => out.push(exe),
+            }
         } else {
             let msg = format!("SKIPPED: no distribution Python {}", exe.display());
             if system_pythons() && std::env::var_os("PY4CL2_CFFI_REQUIRE_ALL").is_some() {
