@@ -68,8 +68,8 @@ else
 fi
 
 # The CI helper scripts the workflow calls are checked like the inline ones.
-echo "== shellcheck .github/scripts/*.sh"
-if shellcheck .github/scripts/*.sh; then
+echo "== shellcheck .github/scripts/*.sh matrix/*.sh and the set-up scripts"
+if shellcheck .github/scripts/*.sh matrix/*.sh tools/sid-root.sh tools/setup.sh tools/make-venvs.sh; then
   echo "shellcheck: no findings"
 else
   status=1

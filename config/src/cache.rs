@@ -207,6 +207,10 @@ mod tests {
             mapped_libpython: None,
             libpython_candidates: vec![],
             site_packages: vec![],
+            gil_disabled: false,
+            multiarch: String::new(),
+            platlibdir: String::new(),
+            externally_managed: false,
         }
     }
 

@@ -25,6 +25,15 @@ const FACT_KEYS: &[&str] = &[
     "site_packages",
     "abiflags",
 ];
+/// Keys of [`Facts`] added later: read when present, their defaults when a file written by an
+/// earlier build lacks them.
+const OPTIONAL_FACT_KEYS: &[&str] = &[
+    "free_threaded",
+    "externally_managed",
+    "multiarch",
+    "platlibdir",
+    "config_script",
+];
 const TOP_KEYS: &[&str] = &["schema", "spec", "interpreter", "discovered"];
 const LISTED_KEYS: &[&str] = &[
     "kind",
@@ -197,7 +206,10 @@ impl Config {
             }
         }
         for key in interpreter.keys() {
-            if key != "kind" && !FACT_KEYS.contains(&key.as_str()) {
+            if key != "kind"
+                && !FACT_KEYS.contains(&key.as_str())
+                && !OPTIONAL_FACT_KEYS.contains(&key.as_str())
+            {
                 unknown(format!("interpreter.{key}"));
             }
         }
@@ -249,6 +261,14 @@ impl Config {
     /// were read from, named in the error).
     pub fn check(&self, path: &Path) -> Result<(), Error> {
         let facts = &self.interpreter.facts;
+        if facts.free_threaded {
+            // Recorded by hand or by an older build: refuse it as `use` would.
+            return Err(Error::Unusable {
+                path: facts.executable.clone(),
+                version: facts.version.to_string(),
+                reason: crate::query::FREE_THREADED.to_string(),
+            });
+        }
         if !facts.executable.exists() {
             return Err(Error::ExecutableMissing {
                 executable: facts.executable.clone(),
@@ -286,6 +306,11 @@ mod tests {
             includes: "-I/p/include/python3.12 -I/p/include/python3.12".into(),
             site_packages: vec!["/p/lib/python3.12/site-packages".into()],
             abiflags: String::new(),
+            free_threaded: false,
+            externally_managed: false,
+            multiarch: String::new(),
+            platlibdir: "lib".into(),
+            config_script: None,
         }
     }
 
@@ -307,7 +332,9 @@ mod tests {
 
     #[test]
     fn fact_keys_match_facts() {
-        let value = toml::Value::try_from(facts(Path::new("/l"))).unwrap();
+        let mut f = facts(Path::new("/l"));
+        f.config_script = Some("/p/bin/python3.12-config".into());
+        let value = toml::Value::try_from(f).unwrap();
         let mut keys: Vec<&str> = value
             .as_table()
             .unwrap()
@@ -315,6 +342,7 @@ mod tests {
             .map(String::as_str)
             .collect();
         let mut want = FACT_KEYS.to_vec();
+        want.extend(OPTIONAL_FACT_KEYS);
         keys.sort();
         want.sort();
         assert_eq!(keys, want);

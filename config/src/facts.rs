@@ -27,6 +27,29 @@ pub struct Facts {
     pub includes: String,
     /// The site-packages folders of this interpreter (`site.getsitepackages()`).
     pub site_packages: Vec<PathBuf>,
-    /// `sys.abiflags` (empty on most builds).
+    /// `sys.abiflags` (empty on most builds; `t` on a free-threaded one).
     pub abiflags: String,
+    /// A free-threaded build (`Py_GIL_DISABLED`, 3.13t/3.14t): its object header and refcount
+    /// functions differ and it has no GIL to take, so it cannot be used yet (see
+    /// docs/internals.md).
+    #[serde(default)]
+    pub free_threaded: bool,
+    /// The distribution marked this installation as managed by its package manager (PEP 668's
+    /// `EXTERNALLY-MANAGED` in the standard library folder, as on Debian and Ubuntu): pip
+    /// refuses to install into it, so packages go into a venv made from it. Never true for a
+    /// venv itself.
+    #[serde(default)]
+    pub externally_managed: bool,
+    /// `sysconfig`'s `MULTIARCH` (`x86_64-linux-gnu` on Debian and Ubuntu, where libpython is
+    /// in `/usr/lib/<multiarch>/`), empty where there is none.
+    #[serde(default)]
+    pub multiarch: String,
+    /// `sys.platlibdir`: `lib`, or `lib64` on Fedora, RHEL and openSUSE (3.9+; `lib` before).
+    #[serde(default)]
+    pub platlibdir: String,
+    /// The `pythonX.Y-config` script of this installation, when installed (Debian and Ubuntu
+    /// ship it only in `pythonX.Y-dev`; nothing here needs it: `ldflags` and `includes` are
+    /// computed the way it computes them).
+    #[serde(default)]
+    pub config_script: Option<PathBuf>,
 }

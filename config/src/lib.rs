@@ -5,6 +5,7 @@
 //! - [`Facts`]: what one interpreter says about itself.
 //! - [`resolve`]: the facts of the interpreter to start for an optional SPEC, without writing.
 //! - [`config_path`]: where the configuration file is.
+//! - [`versions`]: the versions this build knows and every version-dependent code path.
 //!
 //! The rest serves the `py4cl2-cffi-config` CLI: [`discover`] finds every interpreter
 //! (sources in [`sources`]), [`select`] picks one for a SPEC, [`Config`] reads and writes
@@ -21,12 +22,15 @@ mod paths;
 mod query;
 pub mod sources;
 mod spec;
+pub mod versions;
 
 pub use config_file::{Chosen, Config, Listed, SCHEMA};
 pub use discover::{discover, inspect, DiscoverOptions, Discovery, Interpreter, Kind};
 pub use error::Error;
 pub use facts::Facts;
 pub use paths::{cache_path, config_path, CACHE_ENV, CONFIG_ENV};
+/// The version type of [`Facts::version`].
+pub use semver::Version;
 pub use spec::{select, Selection, Spec, VersionSpec};
 
 use std::path::PathBuf;
@@ -84,11 +88,14 @@ pub fn current() -> Result<Current, Error> {
 /// conda folder); with `None`, the one recorded in the configuration file, or if there is none,
 /// the first usable `python3` on `PATH`. Nothing is written.
 pub fn resolve(spec: Option<&str>) -> Result<Facts, Error> {
-    match spec {
+    let facts = match spec {
         Some(spec) => {
             let selection = select(spec, &DiscoverOptions::default())?;
             selection.chosen.facts.ok_or(Error::NoInterpreter)
         }
         None => current().map(|c| c.facts),
-    }
+    }?;
+    // A minor version newer than this build knows starts with the newest known behaviour.
+    versions::warn_once_if_newer(&facts.version);
+    Ok(facts)
 }

@@ -185,6 +185,13 @@ fn cmd_discover(args: &Args) -> Result<String, Failure> {
             i.kind.to_string(),
             i.version().map_or("?".into(), ToString::to_string),
             match &i.problem {
+                None if i.version().is_some_and(|v| {
+                    py4cl2_cffi_config::versions::newer_than_known(v).is_some()
+                }) =>
+                {
+                    let (x, y) = py4cl2_cffi_config::versions::NEWEST_KNOWN;
+                    format!("usable (newer than {x}.{y}: run as {x}.{y})")
+                }
                 None => "usable".to_string(),
                 Some(p) => format!("unusable ({p})"),
             },
@@ -247,6 +254,9 @@ fn cmd_use(args: &Args) -> Result<String, Failure> {
         .facts
         .clone()
         .ok_or(Failure::Lib(Error::NoInterpreter))?;
+    if let Some(w) = py4cl2_cffi_config::versions::newer_than_known(&facts.version) {
+        warn(&w);
+    }
     let config = Config::new(Some(spec.clone()), chosen.kind, facts, &list);
     let path = config_path();
     config.save(&path)?;
@@ -300,6 +310,11 @@ fn cmd_print(args: &Args) -> Result<String, Failure> {
             "includes": f.includes,
             "site_packages": f.site_packages,
             "abiflags": f.abiflags,
+            "free_threaded": f.free_threaded,
+            "externally_managed": f.externally_managed,
+            "multiarch": f.multiarch,
+            "platlibdir": f.platlibdir,
+            "config_script": f.config_script,
             "config_file": config_file,
             "config_file_exists": matches!(c.origin, Origin::ConfigFile(_)),
             "source": source,
@@ -315,6 +330,12 @@ fn cmd_print(args: &Args) -> Result<String, Failure> {
     let _ = writeln!(out, "libpython:     {}", or_dash(f.libpython.as_deref()));
     let _ = writeln!(out, "ldflags:       {}", f.ldflags);
     let _ = writeln!(out, "includes:      {}", f.includes);
+    if f.externally_managed {
+        let _ = writeln!(
+            out,
+            "managed by:    the distribution (EXTERNALLY-MANAGED: install packages into a venv made from it)"
+        );
+    }
     let sites: Vec<String> = f
         .site_packages
         .iter()

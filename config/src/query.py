@@ -74,6 +74,16 @@ try:
     mapped = mapped_libpythons()
     out["py_enable_shared"] = shared
     out["mapped_libpython"] = mapped
+    # Free-threaded builds (3.13t+) set Py_GIL_DISABLED; their abiflags contain "t".
+    out["gil_disabled"] = bool(var("Py_GIL_DISABLED")) or "t" in abiflags
+    out["multiarch"] = var("MULTIARCH")
+    out["platlibdir"] = getattr(sys, "platlibdir", "lib")
+    # PEP 668: the marker sits in the standard library folder; it does not apply in a venv.
+    stdlib = sysconfig.get_paths().get("stdlib", "")
+    in_venv = out["prefix"] != out["base_prefix"]
+    out["externally_managed"] = bool(stdlib) and not in_venv and os.path.isfile(
+        os.path.join(stdlib, "EXTERNALLY-MANAGED")
+    )
 
     # Emulation of python-config.sh, the `pythonX.Y-config` script installed on every POSIX
     # system but macOS. Its prefix_real is the real path of the folder holding bin/.

@@ -14,7 +14,11 @@ use crate::{Error, Facts};
 pub(crate) const SCRIPT: &str = include_str!("query.py");
 
 /// The oldest version the loader supports.
-pub(crate) const MIN_VERSION: (u64, u64) = (3, 8);
+pub(crate) const MIN_VERSION: (u64, u64) = crate::versions::OLDEST;
+
+/// Why a free-threaded build is refused (the facts' `free_threaded`; docs/internals.md says
+/// what supporting one would take).
+pub(crate) const FREE_THREADED: &str = "a free-threaded build (Py_GIL_DISABLED, `t` in its abiflags), which py4cl2-cffi does not support yet: use the default (GIL) build of the same version";
 
 /// How long one interpreter may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -56,6 +60,14 @@ pub(crate) struct Raw {
     pub libpython_candidates: Vec<PathBuf>,
     #[serde(default)]
     pub site_packages: Vec<PathBuf>,
+    #[serde(default)]
+    pub gil_disabled: bool,
+    #[serde(default)]
+    pub multiarch: String,
+    #[serde(default)]
+    pub platlibdir: String,
+    #[serde(default)]
+    pub externally_managed: bool,
 }
 
 /// Collapse runs of white space: the config scripts' `echo` leaves stray spaces around
@@ -80,6 +92,24 @@ pub(crate) fn semver_of(info: &(u64, u64, u64, String, u64)) -> semver::Version 
         }
     }
     v
+}
+
+/// The installation's `pythonX.Y[abiflags]-config` script, if installed: beside the real
+/// executable, or in the base installation's `bin/` (a venv has none of its own).
+fn config_script(raw: &Raw) -> Option<PathBuf> {
+    let (major, minor, ..) = raw.version_info;
+    let name = format!("python{major}.{minor}{}-config", raw.abiflags);
+    let real = std::fs::canonicalize(&raw.executable).ok();
+    let dirs = [
+        real.as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf),
+        Some(raw.base_prefix.join("bin")),
+    ];
+    dirs.into_iter()
+        .flatten()
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
 }
 
 /// Turn the script's answer into facts, plus the reason the interpreter cannot be used.
@@ -110,11 +140,23 @@ pub(crate) fn evaluate(raw: &Raw) -> (Facts, Option<String>) {
             .unwrap_or_default(),
         site_packages: raw.site_packages.clone(),
         abiflags: raw.abiflags.clone(),
+        free_threaded: raw.gil_disabled || raw.abiflags.contains('t'),
+        externally_managed: raw.externally_managed,
+        multiarch: raw.multiarch.clone(),
+        platlibdir: if raw.platlibdir.is_empty() {
+            "lib".to_string()
+        } else {
+            raw.platlibdir.clone()
+        },
+        config_script: config_script(raw),
     };
     let mut problems = Vec::new();
     let (major, minor, ..) = raw.version_info;
     if (major, minor) < MIN_VERSION {
         problems.push(format!("older than {}.{}", MIN_VERSION.0, MIN_VERSION.1));
+    }
+    if facts.free_threaded {
+        problems.push(FREE_THREADED.to_string());
     }
     if facts.implementation != "cpython" {
         problems.push(format!("not CPython ({})", facts.implementation));
@@ -323,6 +365,10 @@ mod tests {
             mapped_libpython: None,
             libpython_candidates: candidates,
             site_packages: vec![],
+            gil_disabled: false,
+            multiarch: String::new(),
+            platlibdir: String::new(),
+            externally_managed: false,
         }
     }
 

@@ -287,8 +287,10 @@ The string is kept from moving meanwhile (SBCL pins it; ECL's collector never mo
 (defun copy-foreign-bytes (from to count)
   "Copies COUNT bytes from the foreign pointer FROM to the foreign pointer TO."
   #+sbcl (sb-kernel:system-area-ub8-copy from 0 to 0 count)
+  ;; The compiler's builtin: inlined into other files' C code, which need not include
+  ;; <string.h> (gcc 14 rejects an implicit memcpy declaration, as with ECL 24 on Debian sid).
   #+ecl (ffi:c-inline (to from count) (:pointer-void :pointer-void :int64-t) :void
-                     "memcpy(#0, #1, (size_t)#2)" :one-liner t :side-effects t)
+                     "__builtin_memcpy(#0, #1, (size_t)#2)" :one-liner t :side-effects t)
   #-(or sbcl ecl) (cffi:foreign-funcall "memcpy" :pointer to :pointer from :size count :pointer)
   nil)
 

@@ -12,7 +12,8 @@
 (fiveam:test version-info
   (let ((v (pyversion-info)))
     (fiveam:is (= 3 (first v)))
-    (fiveam:is (<= 8 (second v) 13))
+    ;; No upper bound: 3.14, 3.15 and newer minors are run too.
+    (fiveam:is (<= 8 (second v)) "minor version ~D is below the oldest supported (8)" (second v))
     (fiveam:is (every #'integerp (subseq v 0 3)))
     (fiveam:is (equal (format nil "~D.~D" (first v) (second v))
                       (raw-pyeval "'%d.%d' % __import__('sys').version_info[:2]")))))
@@ -46,6 +47,43 @@
   (fiveam:is (not (python-alive-p)))
   (pystart)
   (fiveam:is (python-alive-p)))
+
+(defun write-fake-free-threaded-python (dir)
+  "Writes DIR/bin/python3, a shell script answering py4cl2-cffi's interpreter query like a
+free-threaded CPython 3.14 (Py_GIL_DISABLED, abiflags t), and an empty libpython beside it.
+Returns the script's path as a string."
+  (let* ((exe (merge-pathnames "bin/python3" dir))
+         (lib (merge-pathnames "lib/libpython3.14t.so.1.0" dir))
+         (prefix (string-right-trim "/" (namestring dir))))
+    (ensure-directories-exist exe)
+    (ensure-directories-exist lib)
+    (with-open-file (s lib :direction :output :if-exists :supersede) (write-string "" s))
+    (with-open-file (s exe :direction :output :if-exists :supersede)
+      (format s "#!/bin/sh~%cat <<'JSON'~%{\"version_info\": [3, 14, 0, \"final\", 0], ~
+\"version_string\": \"3.14.0 free-threading build (fake)\", \"implementation\": \"cpython\", ~
+\"executable\": \"~A\", \"prefix\": \"~A\", \"base_prefix\": \"~A\", \"abiflags\": \"t\", ~
+\"platform\": \"linux\", \"problems\": [], \"gil_disabled\": true, \"py_enable_shared\": true, ~
+\"libpython_candidates\": [\"~A\"], \"site_packages\": []}~%JSON~%"
+              (namestring exe) prefix prefix (namestring lib)))
+    (uiop:run-program (list "chmod" "755" (namestring exe)))
+    (namestring exe)))
+
+(fiveam:test free-threaded-builds-are-refused
+  (let* ((dir (uiop:ensure-directory-pathname
+               (format nil "~A/p4t-free-threaded-~D" (string-right-trim "/" (namestring (uiop:temporary-directory)))
+                       (random 1000000000 (make-random-state t)))))
+         (exe (write-fake-free-threaded-python dir)))
+    (unwind-protect
+         (progn
+           (pystop)
+           (let ((c (handler-case (progn (pystart :python exe) nil)
+                      (python-start-error (e) e))))
+             (fiveam:is (typep c 'python-start-error) "pystart of a free-threaded build was not refused")
+             (fiveam:is (search "free-threaded" (princ-to-string c)) "the reason is given: ~A" c))
+           (fiveam:is (not (python-alive-p))))
+      (uiop:delete-directory-tree dir :validate t :if-does-not-exist :ignore)
+      (pystart))
+    (fiveam:is (python-alive-p) "the configured Python starts again afterwards")))
 
 (fiveam:test stop-refused-inside-gil
   (pystart)

@@ -11,34 +11,51 @@
     (fiveam:is (equal "ok" (pycall "str" "ok")))
     (fiveam:is (equal (format nil "x~%") (with-python-output (pycall "print" "x"))))))
 
-(defun needed-venvs (&rest versions)
-  (let ((missing (remove-if #'venv versions)))
-    (if missing
-        (values nil (format nil "no venv for Python ~{~A~^, ~} under ~A (run tools/make-venvs.sh)"
-                            missing (venv-root)))
-        (values (mapcar #'venv versions) nil))))
+;;; The versions to switch between: the host's pyenv set when all of it is there, else every
+;;; venv found (inside the Debian sid root: 3.14 and 3.15).
+(defun venv-versions ()
+  "The X.Y of every venv with numpy under (VENV-ROOT), oldest first."
+  (let ((names (loop for dir in (ignore-errors (uiop:subdirectories (venv-root)))
+                     for name = (car (last (pathname-directory dir)))
+                     when (and (stringp name) (venv name)) collect name)))
+    (sort names #'< :key (lambda (xy) (parse-integer xy :start (1+ (position #\. xy)))))))
+
+(defun needed-venvs (preferred minimum)
+  "The venvs of the PREFERRED versions if all exist, else of every version found when there are
+at least MINIMUM. Second value: the versions, or NIL and why not."
+  (let ((versions (if (every #'venv preferred)
+                      preferred
+                      (let ((found (venv-versions)))
+                        (and (>= (length found) minimum) found)))))
+    (if versions
+        (values (mapcar #'venv versions) versions)
+        (values nil (format nil "no venv for Python ~{~A~^, ~} under ~A, nor ~D others (run tools/make-venvs.sh)"
+                            (remove-if #'venv preferred) (venv-root) minimum)))))
 
 (fiveam:test switch-versions-in-one-process
-  (multiple-value-bind (venvs why) (needed-venvs "3.8" "3.12" "3.13" "3.10")
+  (multiple-value-bind (venvs versions) (needed-venvs '("3.8" "3.12" "3.13" "3.10") 2)
     (if (null venvs)
-        (skip-test "~A" why)
+        (skip-test "~A" versions)
         (multiple-value-bind (code output)
             (run-child "switch-versions.lisp" (format nil "P4T_SPECS=~{~A~^;~}" venvs))
           (fiveam:is (eql 0 code) "child exit code ~A:~%~A" code output)
           (fiveam:is (search "SWITCH-OK" output) "child output:~%~A" output)
-          (fiveam:is (search "Python 3.8" output))
-          (fiveam:is (search "Python 3.13" output))))))
+          (dolist (xy versions)
+            (fiveam:is (search (format nil "Python ~A." xy) output) "Python ~A did not run:~%~A" xy output))))))
 
 (fiveam:test numpy-pins-libpython
-  (multiple-value-bind (venvs why) (needed-venvs "3.12" "3.11")
+  (multiple-value-bind (venvs versions) (needed-venvs '("3.12" "3.11") 2)
     (if (null venvs)
-        (skip-test "~A" why)
-        (multiple-value-bind (code output)
-            (run-child "numpy-pin.lisp" (format nil "P4T_A=~A" (first venvs)) (format nil "P4T_B=~A" (second venvs)))
-          (fiveam:is (eql 0 code) "child exit code ~A:~%~A" code output)
-          (fiveam:is (search "PIN-OK" output) "child output:~%~A" output)
-          (fiveam:is (search "refused:" output))
-          (fiveam:is (search "fresh" output) "the refusal says a fresh process is needed:~%~A" output)))))
+        (skip-test "~A" versions)
+        ;; Pin the newest, then ask for the one before it.
+        (let ((a (car (last venvs))) (b (car (last venvs 2))))
+          (when (equal versions '("3.12" "3.11")) (setf a (first venvs) b (second venvs)))
+          (multiple-value-bind (code output)
+              (run-child "numpy-pin.lisp" (format nil "P4T_A=~A" a) (format nil "P4T_B=~A" b))
+            (fiveam:is (eql 0 code) "child exit code ~A:~%~A" code output)
+            (fiveam:is (search "PIN-OK" output) "child output:~%~A" output)
+            (fiveam:is (search "refused:" output))
+            (fiveam:is (search "fresh" output) "the refusal says a fresh process is needed:~%~A" output))))))
 
 (fiveam:test loads-and-runs-on-ecl
   (let ((ecl (ignore-errors (string-trim '(#\Newline) (uiop:run-program '("sh" "-c" "command -v ecl") :output :string)))))

@@ -16,6 +16,26 @@
   (ignore-errors (with-python-gil (error "leave early")))
   (fiveam:is (= 0 (py4cl2-cffi::%gil-depth)) "released on a non-local exit"))
 
+;;; Python 3.14+ checks the machine stack pointer against the C stack bounds of each thread
+;;; state. SBCL's main thread runs on a control stack SBCL maps itself, outside what pthread
+;;; reports: until the shim told Python the real bounds, every deallocation there was deferred
+;;; to a list that was never emptied, so nothing dropped on that thread was freed.
+(defun dropped-objects-freed-p ()
+  "T if an object dropped inside Python on this thread is freed at once."
+  (raw-pyexec "import weakref as _w
+class _Dropped: pass
+_o = _Dropped(); _dropped_ref = _w.ref(_o); del _o")
+  (prog1 (eq t (raw-pyeval "_dropped_ref() is None"))
+    (raw-pyexec "del _dropped_ref, _Dropped")))
+
+(fiveam:test dropped-objects-are-freed-on-every-thread
+  (fiveam:is (dropped-objects-freed-p) "on the calling (main) thread, Python ~A"
+             py4cl2-cffi/config:*python-version*)
+  (let ((result :none))
+    (bt:join-thread (bt:make-thread (lambda () (setf result (dropped-objects-freed-p)))
+                                    :name "py4cl2-cffi test thread"))
+    (fiveam:is (eq t result) "on a new Lisp thread: ~S" result)))
+
 (fiveam:test finalizers-release-objects
   (raw-pyexec "import weakref, gc
 class Tracked: pass

@@ -263,6 +263,9 @@ c_api! {
         PyErr_GetRaisedException: fn() -> PyObj;
         /// 3.12+
         PyErr_SetRaisedException: fn(PyObj);
+        /// 3.14.1+ and 3.15 (unstable API): the C stack range CPython checks the stack pointer
+        /// against; see `stack.rs` for why a Lisp's own stacks need it.
+        PyUnstable_ThreadState_SetStackProtection: fn(*mut PyThreadState, *mut c_void, usize) -> c_int;
     }
     data {
         /// `Py_None` is the address of this struct.

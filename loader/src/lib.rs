@@ -16,6 +16,7 @@ mod lifecycle;
 #[cfg(target_os = "macos")]
 mod macos;
 pub mod maps;
+pub mod stack;
 pub mod tsd;
 
 pub use lifecycle::{

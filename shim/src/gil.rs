@@ -333,6 +333,8 @@ fn outermost_entry(t: &ThreadGil) -> Result<&'static Runtime, &'static str> {
         t.tstate
             .set(unsafe { (api.PyGILState_GetThisThreadState)() });
         t.instance.set(rt.instance);
+        // SAFETY: we hold the GIL and the state is this thread's (3.14+: see loader::stack).
+        unsafe { py4cl2_cffi_loader::stack::fit_stack_protection(api, t.tstate.get()) };
         rec.ident.store(thread_ident(api), Ordering::Relaxed);
     }
     t.depth.set(1);

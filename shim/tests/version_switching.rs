@@ -40,8 +40,10 @@ fn cycle(xy: &str, venv: &std::path::Path, verbose: bool) -> Vec<PathBuf> {
         .collect();
     let Val::Str(lib) = eval("__import__('sysconfig').get_config_var('LIBDIR') + '/' + __import__('sysconfig').get_config_var('INSTSONAME')").unwrap() else { panic!() };
     gone.push(std::fs::canonicalize(lib).unwrap());
+    // json, decimal, ssl, hashlib, sqlite3, ctypes and libpython; Debian builds _json into
+    // libpython, so six there.
     assert!(
-        gone.len() >= 7,
+        gone.len() >= 6,
         "{xy}: expected extension modules, got {gone:?}"
     );
     let pinned = stop().unwrap();
@@ -60,9 +62,16 @@ fn cycle(xy: &str, venv: &std::path::Path, verbose: bool) -> Vec<PathBuf> {
 
 #[test]
 fn switch_versions_then_soak() {
-    let venvs: Vec<(&str, PathBuf)> = ORDER
+    // This machine's pyenv versions in a mixed order, or the versions the run names (3.14 and
+    // 3.15 inside the Debian sid root).
+    let order: Vec<String> = if std::env::var_os("PY4CL2_CFFI_VERSIONS").is_some() {
+        expected_versions()
+    } else {
+        ORDER.iter().map(|s| s.to_string()).collect()
+    };
+    let venvs: Vec<(&str, PathBuf)> = order
         .iter()
-        .filter_map(|xy| venv(xy).map(|v| (*xy, v)))
+        .filter_map(|xy| venv(xy).map(|v| (xy.as_str(), v)))
         .collect();
     if venvs.len() < 2 {
         eprintln!("SKIPPED: version switching needs at least two venvs");

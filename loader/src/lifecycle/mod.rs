@@ -172,9 +172,14 @@ fn version_of(facts: &Facts) -> String {
     )
 }
 
-/// Whether `(major, minor)` re-initialises safely over a libpython that stayed mapped after
-/// finalisation, as measured (3.8–3.13 do; 3.14 and 3.15 die with a memory fault; a version
-/// not measured yet is treated as unsafe).
-fn reinitialises_over_pin(major: u64, minor: u64) -> bool {
-    major == 3 && (8..=13).contains(&minor)
+/// Whether `version` re-initialises safely over a libpython that stayed mapped after
+/// finalisation, as measured (3.8–3.13 do; 3.14 and 3.15 die with a memory fault; a newer
+/// version gets the newest known behaviour). The branch is `no-reinitialise-over-pin` of
+/// [`py4cl2_cffi_config::versions::BRANCHES`].
+fn reinitialises_over_pin(version: &py4cl2_cffi_config::Version) -> bool {
+    use py4cl2_cffi_config::versions::{has, BRANCHES};
+    BRANCHES
+        .iter()
+        .find(|b| b.name == "no-reinitialise-over-pin")
+        .is_some_and(|b| !has(b, version))
 }

@@ -313,7 +313,7 @@ pub(super) unsafe fn finish_hard(
         // Unpredicted: other extension modules were unloaded under a surviving libpython.
         // Versions before 3.11 keep type state that points into the unloaded modules; 3.14+
         // do not re-initialise over a libpython that stayed. Neither may start again here.
-        let no_restart = (v.major, v.minor) < (3, 11) || !reinitialises_over_pin(v.major, v.minor);
+        let no_restart = (v.major, v.minor) < (3, 11) || !reinitialises_over_pin(v);
         st.pin = Some(Pin {
             libpython: rt.libpython.clone(),
             version: version_of(&rt.facts),

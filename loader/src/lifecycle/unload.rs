@@ -57,7 +57,7 @@ pub(super) fn keep_everything(
         version: version_of(&rt.facts),
         files,
         reason,
-        no_restart: !reinitialises_over_pin(v.major, v.minor),
+        no_restart: !reinitialises_over_pin(v),
     });
     drop(std::mem::take(&mut rt.program_name));
     report

@@ -47,7 +47,26 @@ pub fn venv(xy: &str) -> Option<PathBuf> {
     }
 }
 
-/// Every base interpreter this machine should have: pyenv 3.8–3.13 and Debian's 3.11.
+/// The Python series this run must cover: `PY4CL2_CFFI_VERSIONS` (space-separated; inside the
+/// Debian sid root matrix/sid.sh sets "3.14 3.15"), else pyenv's 3.8–3.13 of this machine.
+pub fn expected_versions() -> Vec<String> {
+    match std::env::var("PY4CL2_CFFI_VERSIONS") {
+        Ok(list) if !list.trim().is_empty() => list.split_whitespace().map(String::from).collect(),
+        _ => ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    }
+}
+
+/// Whether this run's interpreters are the distribution's `/usr/bin/pythonX.Y` rather than
+/// pyenv's: `PY4CL2_CFFI_PYTHONS=system` (set by matrix/sid.sh inside the Debian sid root).
+pub fn system_pythons() -> bool {
+    std::env::var("PY4CL2_CFFI_PYTHONS").is_ok_and(|v| v == "system")
+}
+
+/// Every base interpreter this run should have, one per [`expected_versions`]: pyenv's (or the
+/// distribution's, see [`system_pythons`]), plus Debian's 3.11 on a pyenv machine.
 pub fn base_interpreters() -> Vec<(String, PathBuf)> {
     let root = std::env::var_os("PYENV_ROOT")
         .map(PathBuf::from)
@@ -55,7 +74,21 @@ pub fn base_interpreters() -> Vec<(String, PathBuf)> {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".pyenv")
         });
     let mut out = Vec::new();
-    for xy in ["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"] {
+    for xy in expected_versions() {
+        let xy = xy.as_str();
+        if system_pythons() {
+            let exe = PathBuf::from(format!("/usr/bin/python{xy}"));
+            if exe.exists() {
+                out.push((xy.to_string(), exe));
+            } else {
+                let msg = format!("SKIPPED: no distribution CPython {xy} ({})", exe.display());
+                if require_all() {
+                    panic!("{msg}");
+                }
+                eprintln!("{msg}");
+            }
+            continue;
+        }
         let found = std::fs::read_dir(root.join("versions"))
             .ok()
             .and_then(|rd| {
@@ -80,6 +113,9 @@ pub fn base_interpreters() -> Vec<(String, PathBuf)> {
                 eprintln!("{msg}");
             }
         }
+    }
+    if system_pythons() {
+        return out;
     }
     let debian = PathBuf::from("/usr/bin/python3.11");
     if debian.exists() && PathBuf::from("/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0").exists() {
