@@ -74,13 +74,17 @@ import sys
     (setf *numpy-available* (call-helper "numpy_available")))
   *numpy-available*)
 
-(defun pystart (&key (python py4cl2-cffi/config:*python-spec*))
+(defun pystart (&key (python py4cl2-cffi/config:*python-spec*) requires)
   "Starts the embedded Python unless it is running. PYTHON selects the interpreter for this
 start: NIL for the configured one, or a spec string (\"3.12\", \">=3.10\", a python executable,
-a venv folder). Captures Python's stdout/stderr into Lisp streams, runs
-*ADDITIONAL-INIT-CODES*. Returns T when it started Python, NIL when Python was already running.
-Signals PYTHON-PINNED-ERROR when an earlier numpy import pins another libpython in this process,
-PYTHON-START-ERROR for any other failure."
+a venv folder). REQUIRES, a list of pip requirement strings (\"numpy>=2\" \"scipy\"), starts
+instead a cached environment over that interpreter holding them and the packages declared with
+REQUIRE-PYTHON-PACKAGES, made (progress shown) or reused (see environments.lisp). Captures
+Python's stdout/stderr into Lisp streams, runs *ADDITIONAL-INIT-CODES*. Returns T when it
+started Python, NIL when Python was already running. Signals PYTHON-ENVIRONMENT-ERROR when the
+environment cannot be made, PYTHON-PINNED-ERROR when an earlier numpy import pins another
+libpython in this process, PYTHON-START-ERROR for any other failure."
+  (setf python (python-spec-for-start python requires))
   (bt:with-recursive-lock-held (*lifecycle-lock*)
     (when (python-alive-p)
       (return-from pystart nil))
@@ -148,5 +152,6 @@ inside WITH-PYTHON-GIL). Does nothing when +DISABLE-PYSTOP+ is non-NIL."
 (defun pyversion-info ()
   "Return a list, using the result of python's sys.version_info: (MAJOR MINOR MICRO
 RELEASELEVEL SERIAL), e.g. (3 12 1 \"final\" 0)."
+  (declare (notinline pycall)) ; compiled before PYCALL's compiler macro exists
   (python-start-if-not-alive)
   (coerce (pycall "tuple" (pyvalue "sys.version_info")) 'list))

@@ -14,6 +14,12 @@
    #:+disable-pystop+
    #:python-generation
 
+   ;; Python environments on demand (pystart :requires).
+   #:require-python-packages
+   #:python-environment-error
+   #:python-environment-error-requirements
+   #:python-environment-error-message
+
    ;; Calling Python: names, callables, methods, attributes, modules.
    #:pyvalue
    #:pycall
@@ -66,6 +72,8 @@
    #:export-function
    #:python-getattr
    #:python-setattr
+   #:python-attribute-missing
+   #:callback-non-local-exit
 
    ;; Errors.
    #:pyerror
@@ -81,6 +89,7 @@
    #:shim-error
    #:shim-error-message
    #:stale-pyobject-error
+   #:borrowed-array-error
 
    ;; Output of Python's sys.stdout and sys.stderr.
    #:with-python-output
