@@ -9,8 +9,6 @@
 
 (in-package :py4cl2-cffi)
 
-(export '(borrowed-array-error) :py4cl2-cffi)
-
 ;;; Python helpers, added to the _py4cl2_cffi module once per start of Python.
 (defparameter *array-helper-code* "
 _lent = {}

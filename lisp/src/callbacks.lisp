@@ -112,8 +112,6 @@ function called by Python; it was stopped at the Python boundary, which cannot b
 function called by Python: it is stopped at the Python boundary (C frames cannot be unwound),
 Python sees a LispError, and this condition comes back to Lisp."))
 
-(export '(callback-non-local-exit) :py4cl2-cffi)
-
 (cffi:defcallback callback-handler :pointer ((handle :int64) (args :pointer) (kwargs :pointer))
   ;; Python holds the GIL and called a Lisp function. Never unwind through the shim: a Lisp
   ;; error becomes a Python exception that carries the condition back to Lisp; any other

@@ -62,6 +62,7 @@ the object (valid during BODY; pass it to PYCALL, PYSLOT-VALUE...) and returns t
                     :wrap))))))
 
 (defun numpy-scalar-lispifier (name)
+  (declare (notinline pycall)) ; compiled before PYCALL's compiler macro exists
   (when (and (> (length name) 6) (string= "numpy." name :end2 6))
     (let ((short (subseq name 6)))
       (cond ((member short '("float32" "float16") :test #'string=)

@@ -290,6 +290,7 @@ other keywords MORE-KEYS (a plist; known keys skipped)."
         (setf (fdefinition symbol) compiled)))))
 
 (defun make-pyfun (symbol form)
+  (declare (ignorable symbol)) ; used on SBCL only
   #+sbcl
   (let* ((box (list nil))
          (lazy `(lambda ,(second form) ,(third form)
