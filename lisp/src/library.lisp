@@ -134,7 +134,7 @@ Cargo.toml, build.rs and src/** of the shim, loader and config crates."
                 while (plusp n)
                 do (loop for i below n do (feed (aref buffer i)))))
         (feed 0)))
-    (format nil "~8,'0x~8,'0x" a b)))
+    (format nil "~(~8,'0x~8,'0x~)" a b)))
 
 (defun shim-cache-directory ()
   "The build cache's folder for this version, platform and source tree."
