@@ -4,7 +4,7 @@ CARGO ?= cargo
 export PY4CL2_CFFI_SHIM := $(CURDIR)/target/release/libpy4cl2_cffi_shim.so
 DEMO_CONFIG := $(CURDIR)/target/demo-config.toml
 
-.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix matrix-readme bench
+.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests matrix-readme bench
 
 ## Start Python from Lisp and do real work (math, strings, a dict, an error caught, numpy).
 demo: setup
@@ -14,8 +14,8 @@ demo: setup
 	  PY4CL2_CFFI_CONFIG=$(DEMO_CONFIG) sbcl --script lisp/demo.lisp
 
 ## Every test: formatting and lints, the CI workflow's lint, the Rust suites against every
-## interpreter, the Lisp matrix.
-test: setup venvs rust-checks lint-workflows rust-tests lisp-matrix
+## interpreter, the Lisp matrix, installing as a user does and environments on demand.
+test: setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests
 
 setup:
 	tools/setup.sh
@@ -35,6 +35,11 @@ rust-tests:
 
 lisp-matrix:
 	matrix/run.sh
+
+## A clean clone loaded by a plain SBCL (the shim built with cargo, then reused), the error
+## without cargo, pystart :requires, a first compile without warnings (tests/install/run.sh).
+install-tests:
+	tests/install/run.sh
 
 ## Refresh README.md's table from the last matrix run.
 matrix-readme:
