@@ -20,6 +20,11 @@
 be made (a requirement that no index has, no network, no installer). Nothing of the
 environment is kept."))
 
+(setf (documentation 'python-environment-error-requirements 'function)
+      "The requirement strings whose environment could not be made."
+      (documentation 'python-environment-error-message 'function)
+      "Why the environment could not be made, with the installer's last lines (a string).")
+
 (defun require-python-packages (&rest requirements)
   "Declares that the next PYSTART needs the Python packages REQUIREMENTS (pip requirement
 strings such as \"networkx\" or \"numpy>=2\"), as reticulate's py_require does: a library calls

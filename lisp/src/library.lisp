@@ -334,3 +334,12 @@ the restarts USE-VALUE (a pathname of the library) and RETRY."
         (return-from load-shim (setf *shim-library-path* (namestring path))))
       (retry ()
         :report "Look for the shim again (and build it if cargo is now there)."))))
+
+(setf (documentation 'shim-not-found-advice 'function)
+      "What to do when no shim was found: the ways to get one (a string), or NIL."
+      (documentation 'shim-build-error-command 'function)
+      "The cargo command line that failed, a list of strings."
+      (documentation 'shim-build-error-status 'function)
+      "Cargo's exit code."
+      (documentation 'shim-build-error-output 'function)
+      "Cargo's last lines of output, one string.")
