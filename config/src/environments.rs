@@ -296,6 +296,17 @@ impl Drop for TempDir {
     }
 }
 
+/// Kill `child` and every process of its group (it leads one, see [`run_streaming`]).
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) takes plain integers; the group is the child's own, made at spawn,
+        // and it is not reaped yet, so its id cannot have been reused.
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+}
+
 /// Run `cmd`, passing each line it prints (stdout and stderr) to `progress` and keeping the
 /// last few for an error. Returns the exit status and those lines.
 fn run_streaming(
@@ -303,6 +314,13 @@ fn run_streaming(
     progress: &mut dyn FnMut(Progress<'_>) -> bool,
 ) -> Result<(std::process::ExitStatus, Vec<String>), Error> {
     let program = cmd.get_program().to_string_lossy().into_owned();
+    // Its own process group, so that stopping it stops what it started too (venv's ensurepip
+    // runs pip in a child process that would go on writing into the folder being removed).
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -359,7 +377,7 @@ fn run_streaming(
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         if !go_on {
-            let _ = child.kill();
+            kill_group(&mut child);
             break;
         }
     }

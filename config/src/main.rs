@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use py4cl2_cffi_config::environments::{self, Progress};
 use py4cl2_cffi_config::{
@@ -259,18 +260,28 @@ fn cmd_discover(args: &Args) -> Result<String, Failure> {
     Ok(out)
 }
 
+/// Set by SIGINT (C-c) while an environment is being made.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
 /// Make or reuse the environment for `requirements` over `base`, the installer's lines
-/// going to stderr.
+/// going to stderr. C-c stops the installer and removes what it made.
 fn environment_over(base: &Interpreter, requirements: &[String]) -> Result<Interpreter, Failure> {
     let facts = base
         .facts
         .as_ref()
         .ok_or(Failure::Lib(Error::NoInterpreter))?;
+    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, handler) };
     let mut show = |p: Progress<'_>| {
         if let Progress::Line(line) = p {
             let _ = writeln!(std::io::stderr(), "  {line}");
         }
-        true
+        !INTERRUPTED.load(Ordering::SeqCst)
     };
     let env = environments::ensure(facts, requirements, &mut show)?;
     if !env.created {

@@ -1,4 +1,4 @@
-;;;; Child of tests/install/run.sh (SBCL or ECL): pystart :requires over the bare interpreter $P4T_PYTHON, in the mode $P4T_MODE (make, reuse, merge, fail); prints KEY: value lines.
+;;;; Child of tests/install/run.sh (SBCL or ECL): pystart :requires over the bare interpreter $P4T_PYTHON, in the mode $P4T_MODE (make, reuse, merge, fail, interrupt); prints KEY: value lines.
 
 (require :asdf)
 (setf *compile-verbose* nil *load-verbose* nil)
@@ -16,6 +16,24 @@
        (start (get-internal-real-time)))
   (when (equal mode "merge")
     (py :require-python-packages "pip"))
+  #+sbcl
+  (when (equal mode "interrupt")
+    ;; An interrupt (what C-c does) 1 s into the making: the installer is stopped, the
+    ;; temporary folder removed, then the interrupt runs.
+    (let ((main sb-thread:*current-thread*))
+      (sb-thread:make-thread
+       (lambda () (sleep 1) (sb-thread:interrupt-thread main (lambda () (throw 'interrupted t))))))
+    (let ((start (get-internal-real-time))
+          (thrown t))
+      (catch 'interrupted
+        (handler-case (progn (py :pystart :python python :requires '("six" "pip"))
+                             (setf thrown nil))
+          (error (e) (format t "ERROR: ~A~%" e) (setf thrown nil))))
+      (format t "~&INTERRUPTED: ~:[no~;yes~] after ~,1F s~%ALIVE: ~A~%" thrown
+              (/ (- (get-internal-real-time) start) internal-time-units-per-second)
+              (py :python-alive-p))
+      (finish-output)
+      (uiop:quit 0)))
   (handler-case
       (let ((*standard-output* (make-broadcast-stream *standard-output* shown)))
         (py :pystart :python python :requires requires)

@@ -12,7 +12,8 @@
 #   environments  pystart :requires '("six") over bare pyenv Pythons (oldest and newest):
 #                 made, reused by a second start (time printed), merged with
 #                 require-python-packages, the CLI's `use --with` finds the same one, and a
-#                 failing requirement leaves nothing behind; SBCL, and ECL for the reuse
+#                 failing requirement or an interrupt leaves nothing behind; SBCL, and ECL
+#                 for the reuse
 #   first-compile a first compile of every system gives no warning, a reload no
 #                 PACKAGE-AT-VARIANCE (SBCL and ECL)
 #
@@ -217,6 +218,14 @@ check_environments_of() {
   has "$name" "ALIVE: NIL" "$log" || return
   after=$(find "$envs" -mindepth 1 -maxdepth 1 | sort)
   [ "$before" = "$after" ] || { fail "$name" "left behind: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')"; return; }
+  # An interrupt while it is being made: stopped at once, nothing left behind.
+  log="$tmp/env-$series-interrupt.log"
+  env_child sbcl "$python" interrupt "$log"
+  has "$name" "INTERRUPTED: yes" "$log" || return
+  has "$name" "ALIVE: NIL" "$log" || return
+  after=$(find "$envs" -mindepth 1 -maxdepth 1 | sort)
+  [ "$before" = "$after" ] || { fail "$name" "an interrupt left behind: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')"; return; }
+  echo "  $name: interrupted 1 s into the making, $(sed -n 's/^INTERRUPTED: yes //p' "$log")"
   echo "  $name: made in $made s, reused in $reused s ($("$python" --version 2>&1), installer $(sed -n 's/.*(made with \([a-z]*\) over.*/\1/p' "$tmp/env-$series-make.log" | head -1))"
   pass "$name" "$(since "$start")"
 }
