@@ -26,7 +26,7 @@
     (let ((start (get-internal-real-time))
           (thrown t))
       (catch 'interrupted
-        (handler-case (progn (py :pystart :python python :requires '("six" "pip"))
+        (handler-case (progn (py :pystart :python python :requires '("six" "wheel"))
                              (setf thrown nil))
           (error (e) (format t "ERROR: ~A~%" e) (setf thrown nil))))
       (format t "~&INTERRUPTED: ~:[no~;yes~] after ~,1F s~%ALIVE: ~A~%" thrown
