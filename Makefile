@@ -4,7 +4,7 @@ CARGO ?= cargo
 export PY4CL2_CFFI_SHIM := $(CURDIR)/target/release/libpy4cl2_cffi_shim.so
 DEMO_CONFIG := $(CURDIR)/target/demo-config.toml
 
-.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix sid-matrix matrix-total matrix-readme bench
+.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests sid-matrix matrix-total matrix-readme bench
 
 ## Start Python from Lisp and do real work (math, strings, a dict, an error caught, numpy).
 demo: setup
@@ -14,9 +14,10 @@ demo: setup
 	  PY4CL2_CFFI_CONFIG=$(DEMO_CONFIG) sbcl --script lisp/demo.lisp
 
 ## Every test: formatting and lints, the CI workflow's lint, the Rust suites against every
-## interpreter, the Lisp matrix on this machine (CPython 3.8–3.13, SBCL and ECL), then the
-## same shim in a Debian sid root (CPython 3.14/3.15, SBCL 2.6, ECL 24), and the total.
-test: setup venvs rust-checks lint-workflows rust-tests lisp-matrix sid-matrix matrix-total
+## interpreter, the Lisp matrix on this machine (CPython 3.8–3.13, SBCL and ECL), installing
+## as a user does and environments on demand, then the same shim in a Debian sid root
+## (CPython 3.14/3.15, SBCL 2.6, ECL 24), and the total.
+test: setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests sid-matrix matrix-total
 
 setup:
 	tools/setup.sh
@@ -44,6 +45,11 @@ sid-matrix:
 matrix-total:
 	@read -r hp hf hs < target/matrix/total.txt; read -r sp sf ss < target/matrix/sid/total.txt; \
 	  echo "matrix total (host + Debian sid): $$((hp + sp)) passed, $$((hf + sf)) failed, $$((hs + ss)) skipped"
+
+## A clean clone loaded by a plain SBCL (the shim built with cargo, then reused), the error
+## without cargo, pystart :requires, a first compile without warnings (tests/install/run.sh).
+install-tests:
+	tests/install/run.sh
 
 ## Refresh README.md's table from the last matrix run.
 matrix-readme:

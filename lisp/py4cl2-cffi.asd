@@ -1,4 +1,7 @@
 ;;;; ASDF systems of py4cl2-cffi: the configuration, the library, the single-threaded variant and the tests.
+;;;;
+;;;; Loading needs no set-up beyond the checkout: py4cl2-cffi/config finds the shim library, or
+;;;; builds it once with cargo into a cache folder (see src/library.lisp).
 
 (defsystem "py4cl2-cffi/config"
   :description "Which Python py4cl2-cffi embeds, as the config crate resolves it."
@@ -26,6 +29,7 @@
                (:file "wrappers")
                (:file "lispify")
                (:file "pythonize")
+               (:file "environments")
                (:file "lifecycle")
                (:file "interrupts")
                (:file "call")
@@ -71,5 +75,10 @@
                (:file "modules")
                (:file "objects")
                (:file "compat-api")
+               (:file "repl")
+               (:file "install")
                (:file "images"))
-  :perform (test-op (o c) (uiop:symbol-call :py4cl2-cffi/tests :run-suite)))
+  ;; ASDF's convention: TEST-SYSTEM signals an error when a test fails.
+  :perform (test-op (o c)
+             (unless (uiop:symbol-call :py4cl2-cffi/tests :run-suite)
+               (error "py4cl2-cffi: tests failed (the FAILED lines above say which)"))))

@@ -16,6 +16,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 root=$(pwd)
+# Each row's config file chooses the interpreter; an active venv or conda env would come first.
+unset VIRTUAL_ENV CONDA_PREFIX
 if [ -n "${LISP:-}" ]; then
   lisps=$LISP
 elif command -v ecl >/dev/null; then

@@ -109,13 +109,14 @@ impl Cache {
         }
     }
 
-    /// Load the cache at `path`; a missing, unreadable or outdated file is an empty cache.
+    /// Load the cache at `path`; a missing, unreadable or outdated file, or anything but a
+    /// regular file (never waited on), is an empty cache.
     pub(crate) fn load(path: Option<PathBuf>) -> Cache {
         let want = script_id();
         let file = path
             .as_deref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|bytes| serde_json::from_slice::<CacheFile>(&bytes).ok())
+            .and_then(|p| crate::files::read_regular(p).ok().flatten())
+            .and_then(|text| serde_json::from_str::<CacheFile>(&text).ok())
             .filter(|f| f.format == FORMAT && f.script == want)
             .unwrap_or(CacheFile {
                 format: FORMAT,

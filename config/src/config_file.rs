@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cache::write_atomically;
+use crate::files::{not_regular, read_regular, ReadError};
 use crate::{Error, Facts, Interpreter, Kind};
 
 /// The schema version this crate writes and reads.
@@ -34,7 +35,7 @@ const OPTIONAL_FACT_KEYS: &[&str] = &[
     "platlibdir",
     "config_script",
 ];
-const TOP_KEYS: &[&str] = &["schema", "spec", "interpreter", "discovered"];
+const TOP_KEYS: &[&str] = &["schema", "spec", "requires", "interpreter", "discovered"];
 const LISTED_KEYS: &[&str] = &[
     "kind",
     "path",
@@ -98,6 +99,8 @@ struct File {
     schema: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     spec: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    requires: Vec<String>,
     interpreter: Chosen,
     #[serde(default)]
     discovered: Vec<Listed>,
@@ -108,6 +111,8 @@ struct File {
 pub struct Config {
     /// The SPEC the interpreter was chosen with.
     pub spec: Option<String>,
+    /// The requirements (`use SPEC --with ...`) whose environment is the chosen interpreter.
+    pub requires: Vec<String>,
     /// The chosen interpreter.
     pub interpreter: Chosen,
     /// Every interpreter found when it was chosen.
@@ -137,6 +142,7 @@ impl Config {
     ) -> Config {
         Config {
             spec,
+            requires: Vec::new(),
             interpreter: Chosen { kind, facts },
             discovered: discovered.iter().map(Listed::from).collect(),
             warnings: Vec::new(),
@@ -144,12 +150,19 @@ impl Config {
     }
 
     /// Read the file at `path`; `Ok(None)` when there is none. Unknown keys become
-    /// [`Config::warnings`]; a missing required key, a bad value or bad TOML is an error.
+    /// [`Config::warnings`]; a missing required key, a bad value or bad TOML is an error, and
+    /// so is anything but a regular file there (a FIFO is refused at once, never waited on).
     pub fn load(path: &Path) -> Result<Option<Config>, Error> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
+        let text = match read_regular(path) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Ok(None),
+            Err(ReadError::NotRegular(what)) => {
+                return Err(Error::ConfigNotAFile {
+                    path: path.to_path_buf(),
+                    what,
+                })
+            }
+            Err(ReadError::Io(source)) => {
                 return Err(Error::ReadConfig {
                     path: path.to_path_buf(),
                     source,
@@ -227,6 +240,7 @@ impl Config {
             .map_err(|e: toml::de::Error| invalid(one_line(&e.to_string())))?;
         Ok(Config {
             spec: file.spec,
+            requires: file.requires,
             interpreter: file.interpreter,
             discovered: file.discovered,
             warnings,
@@ -238,6 +252,7 @@ impl Config {
         let file = File {
             schema: SCHEMA,
             spec: self.spec.clone(),
+            requires: self.requires.clone(),
             interpreter: self.interpreter.clone(),
             discovered: self.discovered.clone(),
         };
@@ -249,8 +264,14 @@ impl Config {
     }
 
     /// Write the file at `path` atomically (a temporary file renamed over it), creating its
-    /// folder.
+    /// folder. Refuses to replace anything but a regular file.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
+        if let Some(what) = not_regular(path) {
+            return Err(Error::ConfigNotAFile {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
         write_atomically(path, self.to_toml().as_bytes()).map_err(|source| Error::WriteConfig {
             path: path.to_path_buf(),
             source,

@@ -491,14 +491,55 @@ pub(crate) fn inspect_with(path: &Path, cache: &mut Cache) -> Result<Interpreter
     ))
 }
 
-/// The first usable `python3` on `PATH` (pyenv shims included: they stand for the version
-/// pyenv would run), answered through `cache`.
-pub(crate) fn first_usable_on_path(cache: &mut Cache) -> Option<Interpreter> {
+/// The interpreter a plain `python3` stands for when nothing else chose one: the first usable
+/// `python3` on `PATH` (pyenv shims included: they stand for the version pyenv would run);
+/// when none is usable, the newest usable `python3.N` on `PATH`. Returns it with a sentence
+/// saying why, naming what was passed over; `None` when nothing on `PATH` is usable.
+pub(crate) fn best_on_path(cache: &mut Cache) -> Option<(Interpreter, String)> {
     let path_var = std::env::var_os("PATH").unwrap_or_default();
-    sources::path::search("python3", &path_var)
-        .into_iter()
-        .filter_map(|p| inspect_with(&p, cache).ok())
-        .find(Interpreter::is_usable)
+    let mut passed: Vec<String> = Vec::new();
+    let mut note = |p: &Path, why: String| passed.push(format!("{} ({why})", p.display()));
+    for p in sources::path::search("python3", &path_var) {
+        match inspect_with(&p, cache) {
+            Ok(i) if i.is_usable() => {
+                let mut why = format!("the first usable python3 on PATH ({})", p.display());
+                if !passed.is_empty() {
+                    why.push_str(&format!("; passed over: {}", passed.join(", ")));
+                }
+                return Some((i, why));
+            }
+            Ok(i) => note(&p, i.problem.unwrap_or_else(|| "it did not answer".into())),
+            Err(e) => note(&p, failure_reason(&e)),
+        }
+    }
+    let mut best: Option<Interpreter> = None;
+    for dir in std::env::split_paths(&path_var) {
+        for p in sources::pythons_in_dir(&dir) {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !name.starts_with("python3.") || sources::path::is_pyenv_shim(&p) {
+                continue;
+            }
+            match inspect_with(&p, cache) {
+                Ok(i) if i.is_usable() => {
+                    if best.as_ref().map_or(true, |b| i.version() > b.version()) {
+                        best = Some(i);
+                    }
+                }
+                Ok(i) => note(&p, i.problem.unwrap_or_else(|| "it did not answer".into())),
+                Err(e) => note(&p, failure_reason(&e)),
+            }
+        }
+    }
+    best.map(|i| {
+        let mut why = format!(
+            "no usable python3 on PATH, so the newest usable python3.N on PATH ({})",
+            i.path.display()
+        );
+        if !passed.is_empty() {
+            why.push_str(&format!("; passed over: {}", passed.join(", ")));
+        }
+        (i, why)
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Something other than a regular file (a FIFO, a folder, a device) is where the
+    /// configuration file should be; it is neither read nor replaced.
+    #[error("config file {path} is {what}, not a regular file; remove it, or point PY4CL2_CFFI_CONFIG at a file")]
+    ConfigNotAFile {
+        /// The configuration file's path.
+        path: PathBuf,
+        /// What is there instead (`a FIFO (named pipe)`, `a directory`, ...).
+        what: &'static str,
+    },
+
     /// The configuration file (or its folder) cannot be written.
     #[error("cannot write the config file {path}")]
     WriteConfig {
@@ -148,6 +158,64 @@ pub enum Error {
         source: Option<std::io::Error>,
     },
 
+    /// There is no cache folder to keep environments in.
+    #[error("there is no cache folder for Python environments (set XDG_CACHE_HOME or HOME)")]
+    NoCacheDir,
+
+    /// A requirement that cannot be passed to an installer.
+    #[error("requirement `{requirement}` cannot be used: {reason}")]
+    BadRequirement {
+        /// The requirement as given.
+        requirement: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `PY4CL2_CFFI_INSTALLER` names no usable installer.
+    #[error("PY4CL2_CFFI_INSTALLER={value} cannot be used: {reason}")]
+    BadInstaller {
+        /// The value of the variable.
+        value: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+
+    /// Making an environment failed in the file system (or a program could not be run).
+    #[error("cannot make the Python environment at {path}")]
+    EnvIo {
+        /// The file or folder (or program) concerned.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The folder an environment should be in holds another one (a hash collision).
+    #[error("the environment folder {dir} was made for another interpreter or requirement set; remove it")]
+    EnvMismatch {
+        /// The environment's folder.
+        dir: PathBuf,
+    },
+
+    /// The installer failed; nothing of the new environment was kept.
+    #[error("{step} for {requirements} failed ({installer}, {status}); nothing was kept; the installer said:\n{output}")]
+    EnvInstall {
+        /// The requirement set, space-separated.
+        requirements: String,
+        /// Which step failed (`making the venv`, `installing`).
+        step: String,
+        /// `uv` or `pip`.
+        installer: String,
+        /// Its exit status.
+        status: String,
+        /// Its last lines of output.
+        output: String,
+    },
+
+    /// Making an environment was stopped by its caller; nothing of it was kept.
+    #[error("making the Python environment was interrupted; nothing was kept")]
+    Cancelled,
+
     /// No usable interpreter at all was found (no config file and nothing on `PATH`).
     #[error("no usable python3 (3.8 or newer, with a shared libpython) found on PATH; install one or run `py4cl2-cffi-config use SPEC`")]
     NoInterpreter,
@@ -169,6 +237,7 @@ impl Error {
         matches!(
             self,
             Error::ConfigSyntax { .. }
+                | Error::ConfigNotAFile { .. }
                 | Error::ConfigSchema { .. }
                 | Error::ConfigMissingKey { .. }
                 | Error::ConfigInvalid { .. }
@@ -179,6 +248,8 @@ impl Error {
                 | Error::Unusable { .. }
                 | Error::NotPython { .. }
                 | Error::BrokenVenv { .. }
+                | Error::BadRequirement { .. }
+                | Error::BadInstaller { .. }
         )
     }
 }

@@ -5,9 +5,12 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use py4cl2_cffi_config::environments::{self, Progress};
 use py4cl2_cffi_config::{
-    config_path, current, discover, select, Config, DiscoverOptions, Error, Interpreter, Origin,
+    config_path, current, discover, inspect, select, Config, DiscoverOptions, Error, Interpreter,
+    Origin,
 };
 
 const NAME: &str = "py4cl2-cffi-config";
@@ -19,16 +22,22 @@ usage: py4cl2-cffi-config COMMAND [--json] [ARGS]
 
 commands:
   discover [FOLDER...]   list every interpreter found, usable or not
-  use SPEC               choose the interpreter SPEC selects and write the config file
-  print-configuration    show the interpreter that will be used and its build flags
+  use SPEC [--with REQS] choose the interpreter SPEC selects (or an environment made over it
+                         with the packages REQS) and write the config file
+  print-configuration    show the interpreter that will be used, why, and its build flags
   path                   print the config file's path
   help [COMMAND]         show this help, or a command's
 
 SPEC is a version (3.12, 3.12.1), a range (>=3.10, \">=3.9, <3.12\"), the path of a python
 executable, a venv, conda env or installation folder, or a name on PATH (python3.11).
 
+Without a config file, or with an active venv or conda env, the interpreter is chosen as
+reticulate does: $VIRTUAL_ENV, then $CONDA_PREFIX, then the config file, then the first
+usable python3 on PATH (else the newest usable python3.N there).
+
 Every command takes --json (output for tools) and --help.
-environment: PY4CL2_CFFI_CONFIG (config file), PY4CL2_CFFI_CACHE_DIR (facts cache folder)
+environment: PY4CL2_CFFI_CONFIG (config file), PY4CL2_CFFI_CACHE_DIR (facts cache folder),
+XDG_CACHE_HOME (environments go in its py4cl2-cffi/envs), PY4CL2_CFFI_INSTALLER (uv or pip)
 exit status: 0 ok, 1 failure, 2 bad input
 ";
 
@@ -44,19 +53,27 @@ interpreter recorded in the config file. Answers are cached by executable path a
 ";
 
 const HELP_USE: &str = "\
-usage: py4cl2-cffi-config use [--json] SPEC
+usage: py4cl2-cffi-config use [--json] SPEC [--with REQ,REQ...]
 
 Choose the interpreter SPEC selects and record it, with the list of interpreters found, in the
 config file. SPEC: a version (3.12: the newest 3.12.x), a range (>=3.10), a python executable,
 a venv, conda env or installation folder, or a name on PATH (python3.11). Nothing is written
 when SPEC selects nothing usable.
+
+--with numpy,scipy>=1.10 records instead a venv made over that interpreter's installation with
+those packages (pip requirement strings, comma-separated; --with may be repeated). It is kept
+in $XDG_CACHE_HOME/py4cl2-cffi/envs (else ~/.cache/...) and reused by every later request for
+the same interpreter and packages. uv makes it when uv is on PATH, pip otherwise (force one
+with PY4CL2_CFFI_INSTALLER=uv|pip). The installer's progress goes to stderr; when it fails,
+nothing is kept and nothing is written.
 ";
 
 const HELP_PRINT: &str = "\
 usage: py4cl2-cffi-config print-configuration [--json]
 
-Show the interpreter py4cl2-cffi will start: version, executable, libpython, ldflags, includes,
-site-packages and the config file. Without a config file, the first usable python3 on PATH.
+Show the interpreter py4cl2-cffi will start and why: version, executable, libpython, ldflags,
+includes, site-packages, the config file, and which rule chose it ($VIRTUAL_ENV, then
+$CONDA_PREFIX, then the config file, then the best usable python3 on PATH).
 ";
 
 const HELP_PATH: &str = "\
@@ -86,6 +103,8 @@ struct Args {
     json: bool,
     help: bool,
     positional: Vec<String>,
+    /// Requirements given with `--with` (`use` only).
+    with: Vec<String>,
 }
 
 fn parse_args(command: &str, rest: &[String]) -> Result<Args, Failure> {
@@ -93,14 +112,28 @@ fn parse_args(command: &str, rest: &[String]) -> Result<Args, Failure> {
         json: false,
         help: false,
         positional: Vec::new(),
+        with: Vec::new(),
     };
     let mut options_done = false;
-    for a in rest {
+    let mut rest = rest.iter();
+    while let Some(a) = rest.next() {
         match a.as_str() {
             _ if options_done => args.positional.push(a.clone()),
             "--" => options_done = true,
             "--json" => args.json = true,
             "--help" | "-h" => args.help = true,
+            "--with" if command == "use" => match rest.next() {
+                Some(list) => args.with.extend(environments::split_list(list)),
+                None => {
+                    return Err(Failure::Usage(
+                        "`--with` needs a list of packages, e.g. `--with numpy,scipy`".into(),
+                    ))
+                }
+            },
+            s if command == "use" && s.starts_with("--with=") => {
+                args.with
+                    .extend(environments::split_list(&s["--with=".len()..]));
+            }
             s if s.starts_with('-') && s.len() > 1 => {
                 return Err(Failure::Usage(format!(
                     "unknown option `{s}` for `{command}` (see `{NAME} {command} --help`)"
@@ -234,18 +267,72 @@ fn cmd_discover(args: &Args) -> Result<String, Failure> {
     Ok(out)
 }
 
+/// Set by SIGINT (C-c) while an environment is being made.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Make or reuse the environment for `requirements` over `base`, the installer's lines
+/// going to stderr. C-c stops the installer and removes what it made.
+fn environment_over(base: &Interpreter, requirements: &[String]) -> Result<Interpreter, Failure> {
+    let facts = base
+        .facts
+        .as_ref()
+        .ok_or(Failure::Lib(Error::NoInterpreter))?;
+    let handler = on_interrupt as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, handler) };
+    let mut show = |p: Progress<'_>| {
+        if let Progress::Line(line) = p {
+            let _ = writeln!(std::io::stderr(), "  {line}");
+        }
+        !INTERRUPTED.load(Ordering::SeqCst)
+    };
+    let env = environments::ensure(facts, requirements, &mut show)?;
+    if !env.created {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{NAME}: reusing the environment {} ({})",
+            env.dir.display(),
+            env.manifest.requirements.join(" ")
+        );
+    }
+    let chosen = inspect(&env.dir)?;
+    if !chosen.is_usable() {
+        return Err(Failure::Lib(Error::Unusable {
+            path: chosen.path.clone(),
+            version: chosen.version().map_or("?".into(), ToString::to_string),
+            reason: chosen.problem.unwrap_or_else(|| "it did not answer".into()),
+        }));
+    }
+    Ok(chosen)
+}
+
 fn cmd_use(args: &Args) -> Result<String, Failure> {
     let [spec] = args.positional.as_slice() else {
         return Err(Failure::Usage(format!(
             "`use` takes exactly one SPEC (see `{NAME} use --help`)"
         )));
     };
+    let path = config_path();
+    // Refused before any work: nothing else would replace it.
+    Config::load(&path).map(|_| ()).or_else(|e| match e {
+        Error::ConfigNotAFile { .. } => Err(e),
+        _ => Ok(()),
+    })?;
+    let requirements = environments::normalize(&args.with)?;
     let selection = select(spec, &DiscoverOptions::default())?;
     let mut found = match selection.discovery {
         Some(d) => d,
         None => discover(&DiscoverOptions::default())?,
     };
-    let chosen = selection.chosen;
+    let chosen = if requirements.is_empty() {
+        selection.chosen
+    } else {
+        environment_over(&selection.chosen, &requirements)?
+    };
     let mut list = found.interpreters.clone();
     if !list.iter().any(|i| same(i, &chosen)) {
         list.insert(0, chosen.clone());
@@ -257,8 +344,8 @@ fn cmd_use(args: &Args) -> Result<String, Failure> {
     if let Some(w) = py4cl2_cffi_config::versions::newer_than_known(&facts.version) {
         warn(&w);
     }
-    let config = Config::new(Some(spec.clone()), chosen.kind, facts, &list);
-    let path = config_path();
+    let mut config = Config::new(Some(spec.clone()), chosen.kind, facts, &list);
+    config.requires = requirements;
     config.save(&path)?;
     if let Err(e) = found.save_cache() {
         warn(&format!("cannot write the facts cache: {e}"));
@@ -267,15 +354,21 @@ fn cmd_use(args: &Args) -> Result<String, Failure> {
         return Ok(to_json(&serde_json::json!({
             "config_file": path,
             "spec": spec,
+            "requires": config.requires,
             "interpreter": config.interpreter,
         })));
     }
     let f = &config.interpreter.facts;
     Ok(format!(
-        "using python {} ({}) at {}\nlibpython {}\nwrote {}\n",
+        "using python {} ({}) at {}\n{}libpython {}\nwrote {}\n",
         f.version,
         chosen.kind,
         f.executable.display(),
+        if config.requires.is_empty() {
+            String::new()
+        } else {
+            format!("with {}\n", config.requires.join(" "))
+        },
         or_dash(f.libpython.as_deref()),
         path.display()
     ))
@@ -291,11 +384,8 @@ fn cmd_print(args: &Args) -> Result<String, Failure> {
     for w in &c.warnings {
         warn(w);
     }
-    let (config_file, source) = match &c.origin {
-        Origin::ConfigFile(p) => (p.clone(), "config file"),
-        Origin::Path(p) => (p.clone(), "PATH"),
-    };
     let f = &c.facts;
+    let env = environments::manifest_of(&f.prefix);
     if args.json {
         return Ok(to_json(&serde_json::json!({
             "version": f.version,
@@ -315,9 +405,12 @@ fn cmd_print(args: &Args) -> Result<String, Failure> {
             "multiarch": f.multiarch,
             "platlibdir": f.platlibdir,
             "config_script": f.config_script,
-            "config_file": config_file,
-            "config_file_exists": matches!(c.origin, Origin::ConfigFile(_)),
-            "source": source,
+            "config_file": c.config_file,
+            "config_file_exists": c.config_file.is_file(),
+            "source": c.origin.source(),
+            "why": c.why,
+            "warnings": c.warnings,
+            "environment": env,
         })));
     }
     let mut out = String::new();
@@ -350,17 +443,27 @@ fn cmd_print(args: &Args) -> Result<String, Failure> {
             sites.join("\n               ")
         }
     );
-    match &c.origin {
-        Origin::ConfigFile(p) => {
-            let _ = writeln!(out, "config file:   {}", p.display());
-        }
-        Origin::Path(p) => {
-            let _ = writeln!(
-                out,
-                "config file:   {} (none yet: this is the first usable python3 on PATH; `{NAME} use SPEC` records a choice)",
-                p.display()
-            );
-        }
+    if let Some(m) = &env {
+        let _ = writeln!(
+            out,
+            "environment:   {} (made with {} over {})",
+            m.requirements.join(" "),
+            m.installer,
+            m.base_executable.display()
+        );
+    }
+    let exists = if c.config_file.is_file() {
+        ""
+    } else {
+        " (none yet)"
+    };
+    let _ = writeln!(out, "config file:   {}{exists}", c.config_file.display());
+    let _ = writeln!(out, "chosen by:     {}", c.why);
+    if matches!(c.origin, Origin::ActiveVenv(_) | Origin::ActiveConda(_)) {
+        let _ = writeln!(
+            out,
+            "               (deactivate it, or give a SPEC, to use another interpreter)"
+        );
     }
     Ok(out)
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
@@ -475,4 +476,230 @@ fn discover_is_fast_and_cached() {
     assert!(warm.as_secs_f64() < 1.0, "warm discover took {warm:?}");
     // Cold runs share the 2 cores with the other tests; the budget is for a quiet machine.
     assert!(cold.as_secs_f64() < 5.0, "cold discover took {cold:?}");
+}
+
+#[test]
+fn a_fifo_as_config_file_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("config.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for args in [&["print-configuration"][..], &["use", "3.12"]] {
+        let start = Instant::now();
+        let out = cli(dir.path())
+            .env("PY4CL2_CFFI_CONFIG", &fifo)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(start.elapsed().as_secs() < 20, "{args:?} blocked");
+        assert_bad_input(&out, "is a FIFO (named pipe), not a regular file");
+    }
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo(),
+        "the FIFO is left as it was"
+    );
+}
+
+#[test]
+fn an_active_venv_or_conda_env_comes_before_the_config_file() {
+    let (Some(p312), Some(p311)) = (pyenv_python("3.12"), pyenv_python("3.11")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut cli(dir.path()), &["use", p312.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let venv = dir.path().join("active");
+    make_venv(&p311, &venv);
+    let conda = dir.path().join("condaenv");
+    make_venv(&p311, &conda);
+    std::fs::create_dir_all(conda.join("conda-meta")).unwrap();
+
+    let show = |envs: &[(&str, &Path)]| {
+        let mut cmd = cli(dir.path());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .args(["print-configuration", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (v, stderr(&out))
+    };
+    let (v, _) = show(&[("VIRTUAL_ENV", &venv), ("CONDA_PREFIX", &conda)]);
+    assert_eq!(v["source"], "VIRTUAL_ENV", "{v}");
+    assert_eq!(v["prefix"].as_str(), venv.to_str());
+    assert!(
+        v["why"].as_str().unwrap().contains("the active venv"),
+        "{v}"
+    );
+    let (v, _) = show(&[("CONDA_PREFIX", &conda)]);
+    assert_eq!(v["source"], "CONDA_PREFIX", "{v}");
+    assert_eq!(v["prefix"].as_str(), conda.to_str());
+    let (v, _) = show(&[]);
+    assert_eq!(v["source"], "config file", "{v}");
+    assert_eq!(v["executable"].as_str(), p312.to_str());
+    // An active venv that cannot be used is passed over, with a warning.
+    let gone = dir.path().join("gone");
+    let (v, err) = show(&[("VIRTUAL_ENV", &gone)]);
+    assert_eq!(v["source"], "config file", "{v}");
+    assert!(
+        err.contains(&format!("VIRTUAL_ENV={}", gone.display())),
+        "{err}"
+    );
+    // The human form says why too.
+    let out = cli(dir.path())
+        .env("VIRTUAL_ENV", &venv)
+        .arg("print-configuration")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains(&format!(
+            "chosen by:     the active venv (VIRTUAL_ENV={})",
+            venv.display()
+        )),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn without_python3_on_path_the_newest_python3_n_is_taken() {
+    let (Some(p311), Some(p312)) = (pyenv_python("3.11"), pyenv_python("3.12")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    // A python3 that answers but has no shared libpython: unusable.
+    let prefix = dir.path().join("static");
+    let exe = bin.join("python3");
+    fake_python(&exe, &canned_facts(&exe, &prefix, &[]));
+    std::os::unix::fs::symlink(&p311, bin.join("python3.11")).unwrap();
+    std::os::unix::fs::symlink(&p312, bin.join("python3.12")).unwrap();
+    let out = cli(dir.path())
+        .env("PATH", &bin)
+        .args(["print-configuration", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["source"], "PATH");
+    assert_eq!(v["version"], pyenv_version("3.12").unwrap());
+    let why = v["why"].as_str().unwrap();
+    assert!(why.contains("no usable python3 on PATH"), "{why}");
+    assert!(why.contains("newest usable python3.N"), "{why}");
+    assert!(
+        why.contains(&format!("passed over: {}", exe.display())),
+        "{why}"
+    );
+}
+
+#[test]
+fn use_with_makes_reuses_and_records_an_environment() {
+    let Some(python) = pyenv_python("3.12") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let xdg = dir.path().join("xdg");
+    let envs = xdg.join("py4cl2-cffi/envs");
+    let use_with = |list: &str| {
+        cli(dir.path())
+            .env("XDG_CACHE_HOME", &xdg)
+            .env("PY4CL2_CFFI_INSTALLER", "pip")
+            .args(["use", python.to_str().unwrap(), "--with", list])
+            .output()
+            .unwrap()
+    };
+    let out = use_with("six");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("making a Python environment for six"),
+        "{}",
+        stderr(&out)
+    );
+    let config = std::fs::read_to_string(config_of(dir.path())).unwrap();
+    assert!(config.contains("requires = [\"six\"]"), "{config}");
+    let table: toml::Table = config.parse().unwrap();
+    let prefix = PathBuf::from(table["interpreter"]["prefix"].as_str().unwrap());
+    assert!(prefix.starts_with(&envs), "{}", prefix.display());
+    assert!(prefix.join("py4cl2-cffi-env.json").is_file());
+    let import = std::process::Command::new(prefix.join("bin/python"))
+        .args([
+            "-c",
+            "import six, sys; print(six.__file__.startswith(sys.prefix))",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&import.stdout).trim(), "True");
+
+    let start = Instant::now();
+    let out = use_with(" six ");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reusing the environment"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(start.elapsed().as_secs_f64() < 2.0, "{:?}", start.elapsed());
+    let out = run(&mut cli(dir.path()), &["print-configuration"]);
+    assert!(
+        stdout(&out).contains("environment:   six (made with pip over"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("by `use ") && stdout(&out).contains("--with six`"),
+        "{}",
+        stdout(&out)
+    );
+
+    let before: Vec<_> = std::fs::read_dir(&envs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let out = use_with("six,py4cl2-cffi-no-such-package-zzz");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was kept"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("No matching distribution"),
+        "{}",
+        stderr(&out)
+    );
+    let after: Vec<_> = std::fs::read_dir(&envs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before.len(), after.len(), "{after:?}");
+    assert_eq!(
+        std::fs::read_to_string(config_of(dir.path())).unwrap(),
+        config,
+        "a failure writes nothing"
+    );
+
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["use", "3.12", "--with", "-e ."]),
+        "starts with `-`",
+    );
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["use", "3.12", "--with"]),
+        "`--with` needs a list",
+    );
+    assert_bad_input(
+        &run(
+            &mut cli(dir.path()),
+            &["print-configuration", "--with", "six"],
+        ),
+        "unknown option `--with`",
+    );
 }

@@ -11,8 +11,6 @@
 
 (in-package :py4cl2-cffi)
 
-(export '(borrowed-array-error) :py4cl2-cffi)
-
 ;;; The Python side of these conversions is in the helper module (loader/src/helpers.py).
 
 (defun array-helper-object (name &rest args)

@@ -1,4 +1,4 @@
-;;;; The package py4cl2-cffi/config: which interpreter is used, and where the shim is found.
+;;;; The package py4cl2-cffi/config: which interpreter is used and why, and where the shim is found.
 
 (defpackage :py4cl2-cffi/config
   (:use :cl)
@@ -16,8 +16,13 @@
    #:python-facts
    #:shared-library-from-ldflag
    #:*disable-pystop*
-   ;; The shim library.
+   ;; The shim library: found, or built once with cargo (see library.lisp).
    #:shim-library-path
    #:load-shim
    #:shim-not-found
-   #:shim-not-found-searched))
+   #:shim-not-found-searched
+   #:shim-not-found-advice
+   #:shim-build-error
+   #:shim-build-error-command
+   #:shim-build-error-status
+   #:shim-build-error-output))

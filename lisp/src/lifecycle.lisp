@@ -80,17 +80,21 @@ capture and callbacks attached, *ADDITIONAL-INIT-CODES* run."
   (clrhash *lisp-object-handles*)
   (clrhash *lisp-conditions*))
 
-(defun pystart (&key (python py4cl2-cffi/config:*python-spec*))
+(defun pystart (&key (python py4cl2-cffi/config:*python-spec*) requires)
   "Starts the embedded Python unless it is running. PYTHON selects the interpreter for this
 start: NIL for the configured one, or a spec string (\"3.12\", \">=3.10\", a python executable,
 a venv folder). After a soft stop (see PYSTOP) the same interpreter is resumed, with the
 extension modules it had loaded (numpy) still working. Captures Python's stdout/stderr into
-Lisp streams and runs *ADDITIONAL-INIT-CODES*. Returns T when it started Python, NIL when that
+Lisp streams and runs *ADDITIONAL-INIT-CODES*. REQUIRES, a list of pip requirement strings
+(\"numpy>=2\" \"scipy\"), starts instead a cached environment over that interpreter holding them
+and the packages declared with REQUIRE-PYTHON-PACKAGES, made (progress shown) or reused (see
+environments.lisp). Returns T when it started Python, NIL when that
 interpreter was already running. A start either succeeds or leaves Python stopped.
 Signals PYTHON-RUNNING-ERROR when another interpreter is running, PYTHON-PINNED-ERROR when this
 process keeps another one (a soft stop, or an extension such as numpy pinning its libpython),
-PYTHON-START-ERROR for any other failure, and the error of a failing *ADDITIONAL-INIT-CODES*
-entry."
+PYTHON-ENVIRONMENT-ERROR when the environment cannot be made, PYTHON-START-ERROR for any other
+failure, and the error of a failing *ADDITIONAL-INIT-CODES* entry."
+  (setf python (python-spec-for-start python requires))
   (bt:with-recursive-lock-held (*lifecycle-lock*)
     (let ((spec (and python (plusp (length python)) python)))
       (when (and (null spec) (python-alive-p))
@@ -194,5 +198,6 @@ nothing is stopped then."
 (defun pyversion-info ()
   "Return a list, using the result of python's sys.version_info: (MAJOR MINOR MICRO
 RELEASELEVEL SERIAL), e.g. (3 12 1 \"final\" 0)."
+  (declare (notinline pycall)) ; compiled before PYCALL's compiler macro exists
   (python-start-if-not-alive)
   (coerce (pycall "tuple" (pyvalue "sys.version_info")) 'list))

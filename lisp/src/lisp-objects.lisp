@@ -17,8 +17,6 @@
 object has no slot for the name; Python sees an AttributeError. Signal it from your own methods
 for the same effect."))
 
-(export '(python-attribute-missing) :py4cl2-cffi)
-
 (defgeneric python-getattr (object slot-name)
   (:documentation "Called when Python reads the attribute SLOT-NAME (a string, as Python spells
 it) of the Lisp OBJECT; returns the Lisp value Python gets. The default methods (structures and

@@ -62,6 +62,7 @@ the object (valid during BODY; pass it to PYCALL, PYSLOT-VALUE...) and returns t
                     :wrap))))))
 
 (defun numpy-scalar-lispifier (name)
+  (declare (notinline pycall)) ; compiled before PYCALL's compiler macro exists
   (when (and (> (length name) 6) (string= "numpy." name :end2 6))
     (let ((short (subseq name 6)))
       (cond ((member short '("float32" "float16") :test #'string=)
@@ -131,10 +132,6 @@ frame; whatever this says, a conversion also stops when the thread's stack is ne
 *MAX-CONVERSION-DEPTH* (LIMIT), is circular, or would exhaust the thread's stack; DEPTH is the
 level reached, DIRECTION :TO-LISP or :TO-PYTHON. What was converted so far is released; the
 source value is unchanged."))
-
-(export '(*max-conversion-depth* conversion-depth-exceeded conversion-depth-exceeded-depth
-          conversion-depth-exceeded-limit conversion-depth-exceeded-direction)
-        :py4cl2-cffi)
 
 (declaim (inline stack-nearly-exhausted-p))
 (defun stack-nearly-exhausted-p ()

@@ -14,6 +14,12 @@
    #:+disable-pystop+
    #:python-generation
 
+   ;; Python environments on demand (pystart :requires).
+   #:require-python-packages
+   #:python-environment-error
+   #:python-environment-error-requirements
+   #:python-environment-error-message
+
    ;; Calling Python: names, callables, methods, attributes, modules.
    #:pyvalue
    #:pycall
@@ -53,6 +59,11 @@
    #:+py-empty-tuple+
    #:+py-none-pointer+
    #:+py-empty-tuple-pointer+
+   #:*max-conversion-depth*
+   #:conversion-depth-exceeded
+   #:conversion-depth-exceeded-depth
+   #:conversion-depth-exceeded-limit
+   #:conversion-depth-exceeded-direction
 
    ;; Python objects held from Lisp.
    #:pyobject-wrapper
@@ -71,6 +82,7 @@
    #:*max-callback-depth*
    #:python-getattr
    #:python-setattr
+   #:python-attribute-missing
 
    ;; Errors.
    #:pyerror
@@ -90,6 +102,7 @@
    #:shim-error
    #:shim-error-message
    #:stale-pyobject-error
+   #:borrowed-array-error
 
    ;; Output of Python's sys.stdout and sys.stderr.
    #:with-python-output

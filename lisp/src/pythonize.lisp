@@ -112,6 +112,7 @@ ARENA (USED of CAP UTF-32 characters taken). Returns the new USED."
 
 (defun apply-pythonizer (fn x)
   "The new reference of FN (a Python function designator) applied to X's default object."
+  (declare (notinline pycall)) ; compiled before PYCALL's compiler macro exists
   (let* ((default (let ((*pythonizers* nil)) (pythonize x)))
          (result (unwind-protect
                       (let ((*remote-objects* t)) (pycall fn default))

@@ -12,14 +12,15 @@
   (:export #:*single-threaded*
            #:*forwarded-variables*
            #:call-in-python-thread
-           #:python-thread))
+           #:python-thread
+           ;; The whole API of py4cl2-cffi (the same symbols), so code written for the
+           ;; original's single-threaded package works with either package name. Listed here,
+           ;; not exported afterwards, so that loading this file again finds no variance.
+           . #.(let ((names '()))
+                 (do-external-symbols (s :py4cl2-cffi names)
+                   (push (symbol-name s) names)))))
 
 (in-package :py4cl2-cffi/single-threaded)
-
-;;; The package offers the whole API of py4cl2-cffi (the same symbols), so code written for the
-;;; original's single-threaded package works with either package name.
-(do-external-symbols (s :py4cl2-cffi)
-  (export s :py4cl2-cffi/single-threaded))
 
 (defvar *single-threaded* t
   "When true (the default once py4cl2-cffi/single-threaded is loaded), every call into Python

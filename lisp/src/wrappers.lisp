@@ -66,6 +66,9 @@ same Python object (of the same start of Python), else NIL."
       out)))
 
 (defmethod print-object ((o pyobject-wrapper) stream)
+  ;; A Python object has no printed form that READ could turn back into it.
+  (when *print-readably*
+    (error 'print-not-readable :object o))
   (let* ((live (and (= (pyobject-wrapper-generation o) (%generation)) (= 1 (%is-started))))
          (text (cond ((not live) "<dead: from an earlier start of Python>")
                      (*print-pyobject* (object-string (pyobject-wrapper-pointer o) #'%str))
@@ -78,6 +81,63 @@ same Python object (of the same start of Python), else NIL."
           (text (write-string text stream))
           (t (print-unreadable-object (o stream :identity t)
                (format stream "PYOBJECT-WRAPPER ~A" type))))))
+
+;;; DESCRIBE: the type, the repr and the public attributes, computed by one Python function
+;;; made in a namespace of its own (nothing is added to __main__).
+(defparameter *describe-code*
+  "(lambda ns: (exec('''
+def describe(o, width=70, most=200):
+    t = type(o)
+    name = t.__qualname__ if t.__module__ == 'builtins' else t.__module__ + '.' + t.__qualname__
+    def short(f):
+        try:
+            s = f()
+        except BaseException as e:
+            return '<' + type(e).__name__ + '>'
+        s = ' '.join(str(s).split())
+        return s if len(s) <= width else s[:width - 3] + '...'
+    try:
+        text = repr(o)
+    except BaseException as e:
+        text = '<repr failed: ' + type(e).__name__ + '>'
+    try:
+        names = [n for n in dir(o) if not n.startswith('_')]
+    except BaseException:
+        names = []
+    data, methods = [], []
+    for n in names[:most]:
+        try:
+            v = getattr(o, n)
+        except BaseException as e:
+            data.append([n, '<' + type(e).__name__ + '>'])
+            continue
+        if callable(v):
+            methods.append(n)
+        else:
+            data.append([n, short(lambda: repr(v))])
+    return [name, text, data, methods, len(names)]
+''', ns), ns['describe'])[1])({})"
+  "A Python expression whose value is the function DESCRIBE-OBJECT calls.")
+
+(defmethod describe-object ((o pyobject-wrapper) stream)
+  (declare (notinline pycall)) ; compiled before PYCALL's compiler macro exists
+  (let ((*print-pyobject-wrapper-identity* t))
+    (format stream "~&~S~%  is a Python object held from Lisp (a PYOBJECT-WRAPPER).~%" o))
+  (if (not (and (= (pyobject-wrapper-generation o) (%generation)) (= 1 (%is-started))))
+      (format stream "  It died with an earlier start of Python.~%")
+      (destructuring-bind (type text data methods count)
+          (coerce (pycall *describe-code* o) 'list)
+        (format stream "  Python type: ~A~%  repr: ~A~%" type text)
+        (when (plusp (length data))
+          (format stream "  Attributes:~%")
+          (loop for entry across data
+                do (format stream "    ~A = ~A~%" (elt entry 0) (elt entry 1))))
+        (when (plusp (length methods))
+          (format stream "  Methods:~%    ~{~<~%    ~1,78:;~A~>~^ ~}~%" (coerce methods 'list)))
+        (when (> count (+ (length data) (length methods)))
+          (format stream "  (~D more public attributes not shown)~%"
+                  (- count (length data) (length methods))))))
+  (values))
 
 ;;; Saved Lisp images. The shim's start counter (p4s_generation) begins at 0 again in the
 ;;; process that runs a saved image, so generations recorded before the save would match the

@@ -68,6 +68,10 @@ Returns its exit code and its output."
   (let ((tc (ignore-errors (fiveam::test-case result))))
     (if tc (fiveam::name tc) :unknown)))
 
+(defvar *suites* '(:py4cl2-cffi-numpy :py4cl2-cffi)
+  "The suites RUN-SUITE runs, in order (numpy first: once a test restarts Python, numpy cannot
+be imported again).")
+
 (defun run-suite ()
   "Runs the suite; prints each failure and, as the last line, `N passed, N failed, N skipped`.
 Returns T if nothing failed."
@@ -76,8 +80,7 @@ Returns T if nothing failed."
                                             (when (search "stays loaded" (princ-to-string w))
                                               (muffle-warning w)))))
                     (let ((fiveam:*print-names* t))
-                      ;; numpy first: once a test restarts Python, numpy cannot be imported again.
-                      (append (fiveam:run :py4cl2-cffi-numpy) (fiveam:run :py4cl2-cffi)))))
+                      (loop for suite in *suites* append (fiveam:run suite)))))
          (by-test (make-hash-table :test 'equal))
          (order '()))
     (dolist (r results)

@@ -42,6 +42,7 @@ macro_rules! export {
 pub mod buffer;
 pub mod call;
 pub mod callback;
+pub mod environments;
 pub mod errors;
 mod fp;
 pub mod gil;

@@ -399,7 +399,9 @@ export! {
     /// The facts of the interpreter `spec` selects (`len` UTF-8 bytes; NULL or empty: the
     /// configured one) as one JSON object — `version`, `version_string`, `executable`, `prefix`,
     /// `base_prefix`, `libpython`, `ldflags`, `includes`, `site_packages`, `abiflags` — plus
-    /// `config_file`. Does not start Python and writes nothing. Borrowed until the next call on
+    /// `kind`, `source` and `why` (which rule chose it), `config_file`, `config_file_exists`,
+    /// `warnings`, and `environment` (what an environment made by py4cl2-cffi was made for, or
+    /// null). Does not start Python and writes nothing but the facts cache. Borrowed until the next call on
     /// any thread; NULL on failure with the reason in `p4s_last_error()`.
     fn p4s_config_json(spec: *const c_char, len: i64) -> *const c_char, on_panic = std::ptr::null(), {
         static JSON: Mutex<Option<CString>> = Mutex::new(None);
@@ -410,21 +412,17 @@ export! {
                 return std::ptr::null();
             }
         };
-        let facts = match py4cl2_cffi_config::resolve(spec.as_deref()) {
-            Ok(f) => f,
+        let value = match py4cl2_cffi_config::explain(spec.as_deref()).map(|r| serde_json::to_value(&r)) {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                set_last_error(&e.to_string());
+                return std::ptr::null();
+            }
             Err(e) => {
                 set_last_error(&chain(&e));
                 return std::ptr::null();
             }
         };
-        let mut value = match serde_json::to_value(&facts) {
-            Ok(v) => v,
-            Err(e) => {
-                set_last_error(&e.to_string());
-                return std::ptr::null();
-            }
-        };
-        value["config_file"] = serde_json::Value::String(py4cl2_cffi_config::config_path().to_string_lossy().into_owned());
         let mut g = JSON.lock().unwrap_or_else(|e| e.into_inner());
         *g = CString::new(value.to_string()).ok();
         g.as_ref().map(|c| c.as_ptr()).unwrap_or(std::ptr::null())

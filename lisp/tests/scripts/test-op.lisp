@@ -1,0 +1,27 @@
+;;;; Child (SBCL or ECL): asdf:test-system "py4cl2-cffi" returns when every test passes and signals an error when one fails (two small suites stand in for the real one).
+
+(require :asdf)
+(setf *compile-verbose* nil *load-verbose* nil)
+(asdf:initialize-source-registry
+ `(:source-registry (:directory ,(merge-pathnames "../../" (make-pathname :name nil :type nil :defaults *load-truename*)))
+                    :inherit-configuration))
+(handler-case
+    (handler-bind ((warning #'muffle-warning))
+      (let ((*standard-output* (make-broadcast-stream)))
+        (asdf:load-system "py4cl2-cffi/tests")))
+  (error (e) (format t "CHILD-ERROR: ~A~%" e) (finish-output) (uiop:quit 1)))
+(fiveam:def-suite :p4t-passing)
+(fiveam:in-suite :p4t-passing)
+(fiveam:test p4t-passes (fiveam:is (= 2 (uiop:symbol-call :py4cl2-cffi :pycall "len" #(1 2)))))
+(fiveam:def-suite :p4t-failing)
+(fiveam:in-suite :p4t-failing)
+(fiveam:test p4t-fails (fiveam:is (= 3 (uiop:symbol-call :py4cl2-cffi :pycall "len" #(1 2)))))
+(defun try (suite label)
+  (setf (symbol-value (find-symbol "*SUITES*" "PY4CL2-CFFI/TESTS")) (list suite))
+  (handler-case (progn (asdf:test-system "py4cl2-cffi")
+                       (format t "~A: returned~%" label))
+    (error (e) (format t "~A: signalled ~A~%" label (substitute #\Space #\Newline (princ-to-string e))))))
+(try :p4t-passing "PASSING")
+(try :p4t-failing "FAILING")
+(finish-output)
+(uiop:quit 0)
