@@ -77,15 +77,6 @@ pub const BRANCHES: &[Branch] = &[
                modules that do not pin are unloaded",
     },
     Branch {
-        name: "no-reinitialise-over-pin",
-        since: (3, 14, 0),
-        detect: Detect::Version,
-        what: "loader lifecycle/mod.rs reinitialises_over_pin: after a finalisation that left \
-               libpython mapped, 3.8-3.13 may initialise the same libpython again (measured); \
-               3.14 and 3.15 die with a memory fault, so no start is allowed (newer, unknown \
-               versions likewise)",
-    },
-    Branch {
         name: "raised-exception",
         since: (3, 12, 0),
         detect: Detect::Symbol("PyErr_GetRaisedException"),
@@ -107,6 +98,15 @@ pub const BRANCHES: &[Branch] = &[
         what: "loader tsd.rs: 3.13's bundled mimalloc registers a pthread key destructor; the \
                loader deletes keys whose destructor lies in an unmapped libpython, on every \
                version, because it tests the destructor address rather than the version",
+    },
+    Branch {
+        name: "no-reinitialise-over-pin",
+        since: (3, 14, 0),
+        detect: Detect::Version,
+        what: "loader lifecycle/mod.rs reinitialises_over_pin: after a finalisation that left \
+               libpython mapped, 3.8-3.13 may initialise the same libpython again (measured); \
+               3.14 and 3.15 die with a memory fault, so no start is allowed (newer, unknown \
+               versions likewise)",
     },
     Branch {
         name: "c-stack-protection",

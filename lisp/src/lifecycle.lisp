@@ -125,6 +125,13 @@ failure, and the error of a failing *ADDITIONAL-INIT-CODES* entry."
     (unless (cffi:null-pointer-p p)
       (py4cl2-cffi/config::parse-json (foreign-utf8 p)))))
 
+(defun python-stop-report ()
+  "What the last PYSTOP did, as an alist parsed from the shim's report: \"kind\" (\"unloaded\",
+\"soft\" or \"finalized\"), \"reason\" (why a soft stop was soft, or why libpython stays),
+\"libpython\", \"unloaded\" and \"remaining\" (files), \"dropped_modules\" (what a soft stop
+removed from sys.modules). NIL before any stop."
+  (stop-report))
+
 (defun lisp-threads-with-idents (idents)
   "The Lisp threads whose Python thread identifiers are among IDENTS, and the identifiers that
 name no Lisp thread (threads Python made)."

@@ -99,6 +99,7 @@
    #:python-stop-busy-error-threads
    #:python-running-error
    #:*stop-timeout*
+   #:python-stop-report
    #:shim-error
    #:shim-error-message
    #:stale-pyobject-error
