@@ -90,11 +90,13 @@ fn keep_exception(e: &Entry, v: *mut PyObject) {
     let (type_name, message, handle) = if v.is_null() {
         (Vec::new(), Vec::new(), -1)
     } else {
-        (
-            type_name_of(e, v).unwrap_or_else(|| b"<unknown type>".to_vec()),
-            str_bytes(e, v).unwrap_or_else(|| b"<str() of the exception failed>".to_vec()),
-            crate::callback::lisp_handle_of(e, v),
-        )
+        with_recursion_headroom(e, || {
+            (
+                type_name_of(e, v).unwrap_or_else(|| b"<unknown type>".to_vec()),
+                str_bytes(e, v).unwrap_or_else(|| b"<str() of the exception failed>".to_vec()),
+                crate::callback::lisp_handle_of(e, v),
+            )
+        })
     };
     DESCRIPTION.with(|d| {
         let mut d = d.borrow_mut();
@@ -103,6 +105,21 @@ fn keep_exception(e: &Entry, v: *mut PyObject) {
         d[2].clear();
     });
     HANDLE.with(|h| h.set(handle));
+}
+
+/// Runs `f` with Python's recursion limit raised for the moment (GIL held): an exception
+/// kept at the bottom of a deep recursion (a `RecursionError`) must still be described, and
+/// `str()` checks the recursion depth on 3.9–3.11.
+pub(crate) fn with_recursion_headroom<R>(e: &Entry, f: impl FnOnce() -> R) -> R {
+    let api = e.api();
+    // SAFETY: GIL held; plain queries and settings of the interpreter's recursion limit.
+    let limit = unsafe { (api.Py_GetRecursionLimit)() };
+    // SAFETY: as above.
+    unsafe { (api.Py_SetRecursionLimit)(limit.saturating_add(200)) };
+    let r = f();
+    // SAFETY: as above.
+    unsafe { (api.Py_SetRecursionLimit)(limit) };
+    r
 }
 
 /// The `Type: message` line of the kept description.
@@ -278,23 +295,17 @@ fn formatted_traceback(e: &Entry, v: *mut PyObject) -> Option<Vec<u8>> {
     if helpers.is_null() {
         return None;
     }
-    // SAFETY: GIL held; plain queries and settings of the interpreter's recursion limit.
-    let limit = unsafe { (api.Py_GetRecursionLimit)() };
-    // SAFETY: as above.
-    unsafe { (api.Py_SetRecursionLimit)(limit.saturating_add(200)) };
     // SAFETY: GIL held; `helpers` is the live helper module; `v` an exception instance.
-    let r = unsafe {
+    let r = with_recursion_headroom(e, || unsafe {
         let f = (api.PyObject_GetAttrString)(helpers, c"format_exception".as_ptr());
-        let r = if f.is_null() {
+        if f.is_null() {
             std::ptr::null_mut()
         } else {
             let r = crate::call::vectorcall(api, f, &[v], std::ptr::null_mut());
             (api.Py_DecRef)(f);
             r
-        };
-        (api.Py_SetRecursionLimit)(limit);
-        r
-    };
+        }
+    });
     if r.is_null() {
         // SAFETY: GIL held.
         unsafe { (api.PyErr_Clear)() };
