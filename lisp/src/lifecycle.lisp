@@ -41,6 +41,10 @@ Python names (SETF PYVALUE, IMPORT-MODULE, IMPORT-FUNCTION, RAW-PYEXEC, PYEXEC).
     (setf *numpy-available* (call-helper "numpy_available")))
   *numpy-available*)
 
+;;; Defined, with their documentation, in output.lisp and callbacks.lisp, which load later.
+(declaim (special *default-python-output* *default-python-error-output*
+                  *callback-functions* *lisp-object-handles*))
+
 (defvar *stop-timeout* 5
   "Seconds PYSTOP waits, by default, for other threads to leave Python before it gives up.")
 

@@ -318,6 +318,7 @@ PARAMS (when SIGNATURE-P, else unknown), with DOCSTRING; the lambda list it show
 
 (defun make-pyfun (symbol form shown)
   "The function of the LAMBDA FORM for SYMBOL, showing the lambda list SHOWN."
+  (declare (ignorable symbol shown))      ; SYMBOL is used on SBCL only, SHOWN on ECL only
   #+sbcl
   (let* ((box (list nil))
          (lazy `(lambda ,(second form) ,(third form)
@@ -325,7 +326,6 @@ PARAMS (when SIGNATURE-P, else unknown), with DOCSTRING; the lambda list it show
                   (compile-pyfun ',symbol ',form (car ',box))
                   ,@(last form)))
          (fn (let ((sb-ext:*evaluator-mode* :interpret)) (eval lazy))))
-    (declare (ignore shown))             ; declared in FORM
     (setf (car box) fn)
     fn)
   #-sbcl
