@@ -24,7 +24,7 @@ shim_tests=(--test abi_every_version)
 # The readelf check is ELF-only; the workflow checks the Mach-O shim with otool instead.
 [ "$shim" = libpy4cl2_cffi_shim.so ] && shim_tests+=(--test no_libpython_link)
 {
-  cargo test --release --locked --no-run --message-format=json -p py4cl2-cffi-config
+  cargo test --release --locked --no-run --message-format=json -p py4cl2-cffi-config -p py4cl2-cffi-cli
   cargo test --release --locked --no-run --message-format=json -p py4cl2-cffi-shim "${shim_tests[@]}"
 } > "$stage/tests.json"
 

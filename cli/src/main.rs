@@ -25,6 +25,8 @@ commands:
   use SPEC [--with REQS] choose the interpreter SPEC selects (or an environment made over it
                          with the packages REQS) and write the config file
   print-configuration    show the interpreter that will be used, why, and its build flags
+  check [SPEC]           start that interpreter (or SPEC's) through the loader, as Lisp would,
+                         print its version, and stop it again
   path                   print the config file's path
   help [COMMAND]         show this help, or a command's
 
@@ -76,6 +78,15 @@ includes, site-packages, the config file, and which rule chose it ($VIRTUAL_ENV,
 $CONDA_PREFIX, then the config file, then the best usable python3 on PATH).
 ";
 
+const HELP_CHECK: &str = "\
+usage: py4cl2-cffi-config check [--json] [SPEC]
+
+Start the interpreter py4cl2-cffi will use (or the one SPEC selects) in this process through
+the loader, exactly as the Lisp side does (libpython opened by its path, the C API resolved,
+Python initialised), print the version the running library reports, then stop it and say how
+(unloaded, or soft when an extension keeps libpython). Exit 1 when it cannot be started.
+";
+
 const HELP_PATH: &str = "\
 usage: py4cl2-cffi-config path [--json]
 
@@ -90,6 +101,8 @@ enum Failure {
     Lib(Error),
     /// Writing the output failed (a closed pipe is not an error).
     Output(std::io::Error),
+    /// The interpreter could not be started or stopped (`check`): exit 1.
+    Loader(Box<py4cl2_cffi_loader::Error>),
 }
 
 impl From<Error> for Failure {
@@ -484,6 +497,50 @@ fn cmd_path(args: &Args) -> Result<String, Failure> {
     Ok(format!("{}\n", path.display()))
 }
 
+fn cmd_check(args: &Args) -> Result<String, Failure> {
+    if args.positional.len() > 1 {
+        return Err(Failure::Usage(format!(
+            "`check` takes at most one SPEC, got {}",
+            args.positional.len()
+        )));
+    }
+    let facts = py4cl2_cffi_config::resolve(args.positional.first().map(String::as_str))?;
+    let started = py4cl2_cffi_loader::start(&facts).map_err(|e| Failure::Loader(Box::new(e)))?;
+    // SAFETY: `Py_GetVersion` returns a static NUL-terminated string; it needs no GIL.
+    let banner = unsafe { std::ffi::CStr::from_ptr((started.runtime.api.Py_GetVersion)()) }
+        .to_string_lossy()
+        .into_owned();
+    let report =
+        py4cl2_cffi_loader::stop(py4cl2_cffi_loader::StopMode::Auto).map_err(|e| Failure::Loader(Box::new(e)))?;
+    let kind = match report.kind {
+        py4cl2_cffi_loader::StopKind::Unloaded => "unloaded",
+        py4cl2_cffi_loader::StopKind::Soft => "soft",
+        py4cl2_cffi_loader::StopKind::Finalized => "finalized",
+    };
+    if args.json {
+        return Ok(to_json(&serde_json::json!({
+            "version": banner,
+            "executable": facts.executable,
+            "libpython": report.libpython,
+            "stop": kind,
+            "unloaded": report.unloaded.len(),
+            "reason": report.pin_reason,
+        })));
+    }
+    Ok(format!(
+        "started {} ({})\nPython {banner}\nstopped: {kind}{}\n",
+        facts.executable.display(),
+        report.libpython.display(),
+        match (&report.pin_reason, report.kind) {
+            (Some(r), _) => format!(" ({r})"),
+            (None, py4cl2_cffi_loader::StopKind::Unloaded) => {
+                format!(" ({} shared objects unloaded)", report.unloaded.len() + 1)
+            }
+            _ => String::new(),
+        }
+    ))
+}
+
 fn run(argv: &[String]) -> Result<String, Failure> {
     let Some((command, rest)) = argv.split_first() else {
         return Ok(HELP.to_string());
@@ -501,9 +558,10 @@ fn run(argv: &[String]) -> Result<String, Failure> {
         "use" => (HELP_USE, cmd_use as fn(&Args) -> _, "use"),
         "print-configuration" => (HELP_PRINT, cmd_print as fn(&Args) -> _, "print-configuration"),
         "path" => (HELP_PATH, cmd_path as fn(&Args) -> _, "path"),
+        "check" => (HELP_CHECK, cmd_check as fn(&Args) -> _, "check"),
         other => {
             return Err(Failure::Usage(format!(
-                "unknown command `{other}` (commands: discover, use, print-configuration, path; see `{NAME} --help`)"
+                "unknown command `{other}` (commands: discover, use, print-configuration, check, path; see `{NAME} --help`)"
             )))
         }
     };
@@ -540,6 +598,18 @@ fn main() -> ExitCode {
         }
         Err(Failure::Output(e)) => (format!("cannot write the output: {e}"), 1),
         Err(Failure::Usage(m)) => (m, 2),
+        Err(Failure::Loader(e)) => {
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                let t = cause.to_string();
+                if !message.contains(&t) {
+                    let _ = write!(message, ": {t}");
+                }
+                source = cause.source();
+            }
+            (message, 1)
+        }
         Err(Failure::Lib(e)) => {
             let mut message = e.to_string();
             let mut source = std::error::Error::source(&e);

@@ -703,3 +703,55 @@ fn use_with_makes_reuses_and_records_an_environment() {
         "unknown option `--with`",
     );
 }
+
+#[test]
+fn check_starts_and_stops_the_interpreter_through_the_loader() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(python) = pyenv_python("3.12").or_else(|| pyenv_python("3.13")) else {
+        eprintln!("SKIPPED: no pyenv 3.12 or 3.13 for `check`");
+        return;
+    };
+    let out = run(&mut cli(dir.path()), &["check", python.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("\nPython 3.1"), "{text}");
+    assert!(text.contains("stopped: unloaded"), "{text}");
+    let out = run(
+        &mut cli(dir.path()),
+        &["check", "--json", python.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["stop"], "unloaded", "{v}");
+    assert!(v["version"].as_str().unwrap().starts_with("3.1"), "{v}");
+    // Bad input: exit 2 with one line; too many arguments likewise.
+    assert_bad_input(&run(&mut cli(dir.path()), &["check", "9.99"]), "9.99");
+    assert_bad_input(
+        &run(&mut cli(dir.path()), &["check", "3.12", "3.13"]),
+        "at most one",
+    );
+}
+
+#[test]
+fn check_reports_an_interpreter_that_cannot_start() {
+    // A fake interpreter whose libpython is not a library: the loader refuses it, exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("fake");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::create_dir_all(prefix.join("lib")).unwrap();
+    let lib = prefix.join("lib/libpython3.12.so.1.0");
+    std::fs::write(&lib, b"not an ELF file").unwrap();
+    let exe = prefix.join("bin/python3");
+    fake_python(&exe, &canned_facts(&exe, &prefix, &[lib]));
+    let out = run(&mut cli(dir.path()), &["check", exe.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("cannot open libpython"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+}
