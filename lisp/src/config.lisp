@@ -79,16 +79,21 @@ SPEC selects no usable interpreter."
   "Sets *PYTHON-LDFLAGS*, *PYTHON-INCLUDES*, *PYTHON-EXECUTABLE-PATH*,
 *PYTHON-SITE-PACKAGES-PATH*, *PYTHON-VERSION* and *PYTHON-SHARED-LIBRARY-PATH* from the facts
 of SPEC (see PYTHON-FACTS). Returns the facts."
-  (let ((facts (python-facts spec)))
-    (setf *python-ldflags* (split-flags (or (json-get facts "ldflags") ""))
-          *python-includes* (split-flags (or (json-get facts "includes") ""))
-          *python-executable-path* (json-get facts "executable")
-          *configured-executable* *python-executable-path*
-          *python-site-packages-path* (let ((sp (json-get facts "site_packages")))
-                                        (if (listp sp) (first sp) sp))
-          *python-version* (json-get facts "version")
-          *python-shared-library-path* (json-get facts "libpython"))
-    facts))
+  (set-configuration (python-facts spec)))
+
+(defun set-configuration (facts)
+  "Sets the configuration variables from FACTS (an alist as PYTHON-FACTS returns). Returns
+FACTS. PYSTART calls it with the facts of the interpreter it started, so that the variables
+describe the running Python."
+  (setf *python-ldflags* (split-flags (or (json-get facts "ldflags") ""))
+        *python-includes* (split-flags (or (json-get facts "includes") ""))
+        *python-executable-path* (json-get facts "executable")
+        *configured-executable* *python-executable-path*
+        *python-site-packages-path* (let ((sp (json-get facts "site_packages")))
+                                      (if (listp sp) (first sp) sp))
+        *python-version* (json-get facts "version")
+        *python-shared-library-path* (json-get facts "libpython"))
+  facts)
 
 (defun choice-reason (spec facts)
   "Why the interpreter of FACTS (for SPEC, from DEFAULT-PYTHON-SPEC) is the one used."

@@ -155,6 +155,7 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %version "p4s_version" :pointer)
 (define-shim %version-info "p4s_version_info" :int32 (major :pointer) (minor :pointer) (micro :pointer))
 (define-shim %pinned-libpython "p4s_pinned_libpython" :pointer)
+(define-shim %running-json "p4s_running_json" :pointer)
 
 ;;; Errors (errors.rs)
 (define-shim %last-error "p4s_last_error" :pointer)

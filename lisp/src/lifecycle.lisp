@@ -64,6 +64,11 @@ capture and callbacks attached, *ADDITIONAL-INIT-CODES* run."
   (setf *numpy-available* :unknown)
   (setf *default-python-output* *standard-output*
         *default-python-error-output* *error-output*)
+  ;; The configuration variables now describe the interpreter that runs.
+  (let ((p (%running-json)))
+    (unless (cffi:null-pointer-p p)
+      (py4cl2-cffi/config::set-configuration
+       (py4cl2-cffi/config::parse-json (foreign-utf8 p)))))
   (%set-output-handler (cffi:callback output-handler))
   (%set-route-handler (cffi:callback route-handler))
   (%set-callback-handler (cffi:callback callback-handler) (cffi:callback callback-release))

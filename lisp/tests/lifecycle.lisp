@@ -108,3 +108,12 @@ Returns the script's path as a string."
   (let ((v (pyversion-info)))
     (fiveam:is (eql 0 (search (format nil "~D.~D." (first v) (second v))
                               py4cl2-cffi/config:*python-version*)))))
+
+(fiveam:test configuration-describes-the-interpreter-that-started
+  ;; Before: py4cl2-cffi/config resolved the interpreter on its own at load time, so its
+  ;; variables could name another Python than the one PYSTART started.
+  (pystart)
+  (let ((v (pyversion-info)))
+    (fiveam:is (equal (format nil "~{~D~^.~}" (subseq v 0 3)) py4cl2-cffi/config:*python-version*)))
+  (fiveam:is (equal (namestring (truename (pyvalue "sys.executable")))
+                    (namestring (truename py4cl2-cffi/config:*python-executable-path*)))))

@@ -25,6 +25,12 @@ pub use lifecycle::{
 };
 pub use py4cl2_cffi_config as config;
 
+/// The facts of the interpreter `spec` selects (`None`: the configured one), as the config
+/// crate resolves it: what [`start`] is then given. Fails with [`Error::Config`].
+pub fn resolve(spec: Option<&str>) -> Result<py4cl2_cffi_config::Facts, Error> {
+    Ok(py4cl2_cffi_config::resolve(spec)?)
+}
+
 use std::path::PathBuf;
 
 /// Errors of the loader.

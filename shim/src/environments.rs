@@ -3,7 +3,7 @@
 
 use crate::errors::set_last_error;
 use crate::lifecycle::chain;
-use py4cl2_cffi_config::environments::{self, Progress};
+use py4cl2_cffi_loader::config::environments::{self, Progress};
 use std::ffi::{c_char, CString};
 use std::sync::Mutex;
 
@@ -53,7 +53,7 @@ export! {
             // SAFETY: as above; `line` outlives the call.
             (Some(f), Progress::Line(line)) => (unsafe { f(line.as_ptr().cast(), line.len() as i64) }) != 0,
         };
-        let result = py4cl2_cffi_config::resolve(spec)
+        let result = py4cl2_cffi_loader::config::resolve(spec)
             .and_then(|base| environments::ensure(&base, &requirements, &mut report));
         match result.map(|env| serde_json::to_string(&env)) {
             Ok(Ok(json)) => {

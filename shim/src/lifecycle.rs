@@ -106,7 +106,7 @@ export! {
         if py4cl2_cffi_loader::is_running() && spec.is_none() {
             return P4S_ALREADY_STARTED;
         }
-        let facts = match py4cl2_cffi_config::resolve(spec.as_deref()) {
+        let facts = match py4cl2_cffi_loader::resolve(spec.as_deref()) {
             Ok(f) => f,
             Err(e) => {
                 set_last_error(&chain(&e));
@@ -307,6 +307,29 @@ export! {
     }
 }
 
+export! {
+    /// The facts of the running interpreter as one JSON object (the keys of
+    /// `p4s_config_json`): what the Lisp side's configuration variables then describe.
+    /// Borrowed until the next call on any thread; NULL (code `P4S_NOT_STARTED`) when Python
+    /// is not running.
+    fn p4s_running_json() -> *const c_char, on_panic = std::ptr::null(), {
+        static JSON: Mutex<Option<CString>> = Mutex::new(None);
+        let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: only the facts are read, under the lifecycle lock, so no stop overlaps.
+        let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
+            set_error(P4S_NOT_STARTED, "python is not started");
+            return std::ptr::null();
+        };
+        let Ok(json) = serde_json::to_string(&rt.facts) else {
+            set_last_error("the running interpreter's facts could not be written as JSON");
+            return std::ptr::null();
+        };
+        let mut g = JSON.lock().unwrap_or_else(|e| e.into_inner());
+        *g = CString::new(json).ok();
+        g.as_ref().map(|c| c.as_ptr()).unwrap_or(std::ptr::null())
+    }
+}
+
 /// The pointer to a kept C string, or NULL.
 fn ptr_of(slot: &Mutex<Option<CString>>) -> *const c_char {
     slot.lock()
@@ -412,7 +435,7 @@ export! {
                 return std::ptr::null();
             }
         };
-        let value = match py4cl2_cffi_config::explain(spec.as_deref()).map(|r| serde_json::to_value(&r)) {
+        let value = match py4cl2_cffi_loader::config::explain(spec.as_deref()).map(|r| serde_json::to_value(&r)) {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
                 set_last_error(&e.to_string());

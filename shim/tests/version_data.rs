@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use py4cl2_cffi_config::versions::{self, Detect, BRANCHES};
+use py4cl2_cffi_loader::config::versions::{self, Detect, BRANCHES};
 use py4cl2_cffi_loader::api::Api;
 
 /// Whether the loader's table resolved `symbol` (an `Option` field). Every symbol the version
