@@ -6,7 +6,7 @@
 (defsystem "py4cl2-cffi/config"
   :description "Which Python py4cl2-cffi embeds, as the config crate resolves it."
   :license "MIT"
-  :depends-on ("cffi")
+  :depends-on ("cffi" "babel")
   :serial t
   :pathname "src/"
   :components ((:file "config-package")
@@ -15,11 +15,10 @@
                (:file "config")))
 
 (defsystem "py4cl2-cffi"
-  :description "Embed CPython 3.8-3.13 in Lisp through the py4cl2-cffi shim (a Rust cdylib)."
+  :description "Embed CPython 3.8-3.15 in Lisp through the py4cl2-cffi shim (a Rust cdylib)."
   :license "MIT"
   :version "0.2.0"
-  :depends-on ("py4cl2-cffi/config" "cffi" "alexandria" "trivial-garbage" "bordeaux-threads"
-               "iterate")
+  :depends-on ("py4cl2-cffi/config" "cffi" "trivial-garbage" "bordeaux-threads" "iterate")
   :serial t
   :pathname "src/"
   :components ((:file "package")

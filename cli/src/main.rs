@@ -510,8 +510,8 @@ fn cmd_check(args: &Args) -> Result<String, Failure> {
     let banner = unsafe { std::ffi::CStr::from_ptr((started.runtime.api.Py_GetVersion)()) }
         .to_string_lossy()
         .into_owned();
-    let report =
-        py4cl2_cffi_loader::stop(py4cl2_cffi_loader::StopMode::Auto).map_err(|e| Failure::Loader(Box::new(e)))?;
+    let report = py4cl2_cffi_loader::stop(py4cl2_cffi_loader::StopMode::Auto)
+        .map_err(|e| Failure::Loader(Box::new(e)))?;
     let kind = match report.kind {
         py4cl2_cffi_loader::StopKind::Unloaded => "unloaded",
         py4cl2_cffi_loader::StopKind::Soft => "soft",

@@ -25,8 +25,9 @@ macro_rules! c_api {
         /// Every C-API entry point and datum the loader and the shim use, resolved at start.
         ///
         /// Function pointers point into the mapped libpython: the table must not be used after
-        /// the interpreter that resolved it has been stopped (the loader drops it first).
-        #[derive(Clone, Copy)]
+        /// the interpreter that resolved it has been stopped (the loader drops it first). It is
+        /// neither `Copy` nor `Clone`, so that no copy of a function pointer can outlive the
+        /// `Runtime` that owns the table together with its library.
         pub struct Api {
             $( $(#[$rm])* pub $rname: unsafe extern "C" fn($($rarg),*) $(-> $rret)?, )*
             $( $(#[$om])* pub $oname: Option<unsafe extern "C" fn($($oarg),*) $(-> $oret)?>, )*

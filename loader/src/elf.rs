@@ -2,7 +2,7 @@
 //!
 //! glibc marks an object NODELETE when it defines `STB_GNU_UNIQUE` symbols, and C++ objects
 //! bind to such symbols in libstdc++; an extension module of that kind keeps itself and
-//! libpython mapped (`shared/notes/restart.md`). Knowing it *before* unloading matters: if
+//! libpython mapped (docs/internals.md, "Stop: soft or hard"). Knowing it *before* unloading matters: if
 //! libpython is going to stay, unloading the other extension modules would leave libpython's
 //! static type state (CPython < 3.11) pointing into unmapped code. Only little-endian ELF64
 //! files are read (x86_64, aarch64); anything else answers `None`.

@@ -1,4 +1,4 @@
-//! numpy pins libpython (`shared/notes/restart.md`), so a stop after `import numpy` is soft:
+//! numpy pins libpython (docs/internals.md, "Stop: soft or hard"), so a stop after `import numpy` is soft:
 //! Python is not finalised and the same interpreter resumes on the next start, with numpy
 //! working again; another version (or another prefix of the same libpython) is refused with a
 //! clear error naming the pinned files. `P4S_STOP_FINALIZE` finalises anyway: afterwards the

@@ -5,8 +5,8 @@
 
 mod common;
 use common::*;
-use py4cl2_cffi_loader::config::versions::{self, Detect, BRANCHES};
 use py4cl2_cffi_loader::api::Api;
+use py4cl2_cffi_loader::config::versions::{self, Detect, BRANCHES};
 
 /// Whether the loader's table resolved `symbol` (an `Option` field). Every symbol the version
 /// table names must be listed here, so the table cannot name one the loader does not bind.

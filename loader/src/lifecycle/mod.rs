@@ -4,7 +4,7 @@
 //! after a soft stop (initialised, GIL released, unseen by Lisp until the next start of the
 //! same interpreter resumes it), or gone after a hard stop (finalised, and unloaded when
 //! nothing pins libpython). Which stop happens, and why, is decided in [`stop`]; the measured
-//! facts behind it are in `shared/notes/restart.md` and `docs/internals.md`.
+//! facts behind it are in `docs/internals.md` ("Stop: soft or hard").
 
 mod python;
 mod start;

@@ -223,15 +223,15 @@ pub(super) unsafe fn finish_hard(
     rt: &mut Runtime,
     extension_files: Option<Vec<PathBuf>>,
 ) -> UnloadReport {
-    let api = rt.api;
     let targets = unload_targets(rt, extension_files.as_deref().unwrap_or(&[]));
     if !rt.helpers.is_null() {
         // SAFETY: GIL held; our reference to the helper module.
-        unsafe { (api.Py_DecRef)(rt.helpers) };
+        unsafe { (rt.api.Py_DecRef)(rt.helpers) };
         rt.helpers = std::ptr::null_mut();
     }
-    // SAFETY: GIL held; nothing else runs Python (caller's contract).
-    unsafe { (api.Py_FinalizeEx)() };
+    // SAFETY: GIL held; nothing else runs Python (caller's contract). The table is not used
+    // after this: libpython may be unmapped below.
+    unsafe { (rt.api.Py_FinalizeEx)() };
 
     let mut report = UnloadReport {
         libpython: rt.libpython.clone(),
