@@ -18,7 +18,9 @@
 //! The caller (the shim) guarantees that no other thread is inside a call into Python.
 
 use super::python::{call_helper_strings, HeldGil};
-use super::unload::{keep_everything, sweep_unload, under_any, Keep};
+use super::unload::{
+    keep_everything, pinning_reason, sweep_unload, under_any, Keep, UNCHECKABLE_KEYS,
+};
 use super::{lock, reinitialises_over_pin, version_of, Pin, Runtime, State};
 use super::{CURRENT, INTERPRETER};
 use crate::{maps, tsd, Error};
@@ -132,12 +134,7 @@ pub fn stop(mode: StopMode) -> Result<UnloadReport, Error> {
             pin.files.clone(),
         ))
     } else if !tsd::can_inspect() {
-        Some((
-            "this C library's thread-specific-data keys cannot be inspected, so unloading \
-             libpython could leave destructors pointing at unmapped code"
-                .to_string(),
-            vec![],
-        ))
+        Some((UNCHECKABLE_KEYS.to_string(), vec![]))
     } else {
         None
     };
@@ -198,19 +195,6 @@ fn unload_targets(rt: &Runtime, extension_files: &[PathBuf]) -> Vec<PathBuf> {
     }
     targets.retain(|p| *p != rt.libpython);
     targets
-}
-
-fn pinning_reason(files: &[PathBuf]) -> String {
-    format!(
-        "{} cannot be unloaded (it uses STB_GNU_UNIQUE symbols or the C++ runtime, which glibc \
-         never unloads), so libpython stays loaded",
-        files
-            .iter()
-            .filter_map(|f| f.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
 }
 
 /// Finalises the interpreter and unloads what it loaded; records a pin when libpython stays.

@@ -5,6 +5,24 @@ use super::{reinitialises_over_pin, version_of, Pin, Runtime, State};
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
+/// Why the thread-specific-data check makes a stop keep everything.
+pub(super) const UNCHECKABLE_KEYS: &str = "this C library's thread-specific-data keys cannot be \
+     inspected, so unloading libpython could leave destructors pointing at unmapped code";
+
+/// Why `files` keep libpython mapped: they use symbols glibc never unloads.
+pub(super) fn pinning_reason(files: &[PathBuf]) -> String {
+    format!(
+        "{} cannot be unloaded (it uses STB_GNU_UNIQUE symbols or the C++ runtime, which glibc \
+         never unloads), so libpython stays loaded",
+        files
+            .iter()
+            .filter_map(|f| f.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 /// Why a hard stop keeps everything mapped.
 pub(super) enum Keep {
     /// An extension module glibc will never unload (predicted, or pinned by an earlier stop).
@@ -34,18 +52,8 @@ pub(super) fn keep_everything(
         }
     }
     let reason = match why {
-        Keep::Pinning => format!(
-            "{} cannot be unloaded (it uses STB_GNU_UNIQUE symbols or the C++ runtime, which glibc never unloads), so libpython and the modules bound to it stay loaded",
-            files
-                .iter()
-                .filter_map(|f| f.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Keep::UncheckableKeys => "this C library's thread-specific-data keys cannot be inspected, \
-             so unloading libpython could leave destructors pointing at unmapped code"
-            .to_string(),
+        Keep::Pinning => pinning_reason(&files),
+        Keep::UncheckableKeys => UNCHECKABLE_KEYS.to_string(),
     };
     report.kind = StopKind::Finalized;
     report.pinned = true;
