@@ -185,6 +185,21 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %threads-in-python "p4s_threads_in_python" :int64)
 (define-shim %set-thread-hooks "p4s_set_thread_hooks" :void (attach :pointer) (detach :pointer))
 
+;;; Floating point (fp.rs). SBCL on x86-64 does all its float arithmetic in SSE registers and
+;;; reads only MXCSR, so the x87 control word may stay masked once Python has been entered:
+;;; loading a different x87 control word twice per call cost more than half of a
+;;; (pycall "str" i) on the machine where this was measured. ECL's long-floats use the x87
+;;; unit, so ECL keeps the exact restore.
+(define-shim %set-fp-policy "p4s_set_fp_policy" :int32 (flags :int32))
+(defconstant +fp-x87-stays-masked+ 1)
+
+(defun declare-fp-policy ()
+  "Tells the shim how this Lisp uses the floating-point unit (see fp.rs)."
+  (%set-fp-policy #+(and sbcl x86-64) +fp-x87-stays-masked+ #-(and sbcl x86-64) 0))
+
+(declare-fp-policy)
+#+sbcl (pushnew 'declare-fp-policy sb-ext:*init-hooks*)
+
 ;;; Interrupts (interrupt.rs)
 (define-shim %interrupt-thread "p4s_interrupt_thread" :int32 (ident :uint64))
 (define-shim %observe-signal "p4s_observe_signal" :int32 (sig :int32))
