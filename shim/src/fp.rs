@@ -56,12 +56,13 @@ pub fn restore(state: FpState) {
 #[inline(always)]
 fn restore_with(state: FpState, x87_stays_masked: bool) {
     clear_x87_flags();
-    let target = if x87_stays_masked {
-        keep_x87_masked(state.0)
+    // Written without reading first: Python code may have changed the registers, and reading
+    // MXCSR costs as much as loading an unchanged value.
+    if x87_stays_masked {
+        write_sse(state.0);
     } else {
-        state.0
-    };
-    write_changed(read(), target);
+        write_changed(!state.0, state.0);
+    }
 }
 
 /// Masks every trap again (after a Lisp callback ran with the Lisp state).
@@ -95,13 +96,6 @@ fn read() -> u64 {
     u64::from(mxcsr) | (u64::from(fcw) << 32)
 }
 
-/// `v` with the x87 control word's six trap masks set (the MXCSR part unchanged).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn keep_x87_masked(v: u64) -> u64 {
-    v | (0x3f << 32)
-}
-
 /// Writes the state `v`, given the current state `now`: each register only if it differs.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -118,6 +112,15 @@ fn write_changed(now: u64, v: u64) {
             std::arch::asm!("fldcw [{}]", in(reg) &fcw, options(nostack, preserves_flags));
         }
     }
+}
+
+/// Writes the MXCSR part of `v` (the x87 control word is left as it is).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn write_sse(v: u64) {
+    let mxcsr = v as u32;
+    // SAFETY: the value was read from MXCSR and only its mask and flag bits were changed.
+    unsafe { std::arch::asm!("ldmxcsr [{}]", in(reg) &mxcsr, options(nostack, preserves_flags)) };
 }
 
 /// Writes the state `v` unconditionally (tests).
@@ -163,8 +166,8 @@ fn read() -> u64 {
 
 #[cfg(target_arch = "aarch64")]
 #[inline(always)]
-fn keep_x87_masked(v: u64) -> u64 {
-    v
+fn write_sse(v: u64) {
+    write_changed(!v, v);
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -192,9 +195,7 @@ fn read() -> u64 {
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn write_changed(_: u64, _: u64) {}
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-fn keep_x87_masked(v: u64) -> u64 {
-    v
-}
+fn write_sse(_: u64) {}
 
 #[cfg(test)]
 mod tests {
@@ -227,7 +228,11 @@ mod tests {
         let s = mask_traps();
         assert_eq!((read() >> 32) & 0x3f, 0x3f, "x87 masks set");
         restore_with(s, true);
-        assert_eq!(read() as u32 & 0x1f80, lisp as u32 & 0x1f80, "MXCSR traps back");
+        assert_eq!(
+            read() as u32 & 0x1f80,
+            lisp as u32 & 0x1f80,
+            "MXCSR traps back"
+        );
         assert_eq!((read() >> 32) & 0x3f, 0x3f, "x87 left masked");
         // The next entry finds the x87 already masked; the exact restore brings it back.
         let s2 = mask_traps();

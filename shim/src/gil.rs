@@ -59,18 +59,28 @@ struct ThreadGil {
 
 impl ThreadGil {
     /// This thread's record, registered on first use.
+    #[inline(always)]
     fn record(&self) -> &ThreadRecord {
-        let mut p = self.record.get();
+        let p = self.record.get();
         if p.is_null() {
-            let r = Arc::new(ThreadRecord {
-                active: AtomicBool::new(false),
-                ident: AtomicU64::new(0),
-            });
-            p = Arc::as_ptr(&r);
-            REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).push(r);
-            self.record.set(p);
+            return self.register();
         }
         // SAFETY: the registry holds an Arc to the record until this thread's `Drop` removes it.
+        unsafe { &*p }
+    }
+
+    /// Makes and registers this thread's record (its first entry).
+    #[cold]
+    #[inline(never)]
+    fn register(&self) -> &ThreadRecord {
+        let r = Arc::new(ThreadRecord {
+            active: AtomicBool::new(false),
+            ident: AtomicU64::new(0),
+        });
+        let p = Arc::as_ptr(&r);
+        REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).push(r);
+        self.record.set(p);
+        // SAFETY: as in `record`: the registry now holds the Arc.
         unsafe { &*p }
     }
 }
@@ -259,46 +269,51 @@ impl Drop for StopGate {
 
 /// Enters Python from this thread, or records why not (status [`P4S_NOT_STARTED`]) and
 /// returns `None`.
-#[inline]
+///
+/// Inlined into every export, so that the [`Entry`] lives in registers (returned through memory
+/// it cost a store-forwarding stall per call); the outermost entry is out of line.
+#[inline(always)]
 pub fn enter() -> Option<Entry> {
     let fp = fp::mask_traps();
-    let entered = THREAD.with(|t| {
-        t.lisp_fp.set(Some(fp));
-        let depth = t.depth.get();
-        if depth > 0 {
-            // SAFETY: this thread is inside an entry (or a callback), which a stop waits for.
-            let rt = unsafe { py4cl2_cffi_loader::current() };
-            let Some(rt) = rt.filter(|rt| t.instance.get() == rt.instance) else {
-                set_error(P4S_NOT_STARTED, "python is not started");
-                return None;
-            };
-            t.depth.set(depth + 1);
-            return Some((rt, t as *const ThreadGil));
-        }
-        match outermost_entry(t) {
-            Ok(rt) => Some((rt, t as *const ThreadGil)),
-            Err(why) => {
-                set_error(P4S_NOT_STARTED, why);
-                None
+    let thread = THREAD.with(|t| t as *const ThreadGil);
+    // SAFETY: this thread's thread-local, alive while the thread runs.
+    let t = unsafe { &*thread };
+    t.lisp_fp.set(Some(fp));
+    let depth = t.depth.get();
+    let entered = if depth > 0 {
+        // SAFETY: this thread is inside an entry (or a callback), which a stop waits for.
+        match unsafe { py4cl2_cffi_loader::current() } {
+            Some(rt) if t.instance.get() == rt.instance => {
+                t.depth.set(depth + 1);
+                Ok(rt)
             }
+            _ => Err("python is not started"),
         }
-    });
+    } else {
+        outermost_entry(t)
+    };
     match entered {
-        Some((rt, thread)) => {
+        Ok(rt) => {
             if PENDING.load(Ordering::Relaxed) != 0 {
                 drain_decrefs(rt);
             }
             Some(Entry { rt, fp, thread })
         }
-        None => {
-            fp::restore(fp);
-            None
-        }
+        Err(why) => not_entered(fp, why),
     }
 }
 
+/// Records why [`enter`] failed and gives the caller's floating-point state back.
+#[cold]
+#[inline(never)]
+fn not_entered(fp: fp::FpState, why: &'static str) -> Option<Entry> {
+    set_error(P4S_NOT_STARTED, why);
+    fp::restore(fp);
+    None
+}
+
 /// The outermost entry of this thread: marks it in flight, passes the gate, takes the GIL.
-#[inline]
+#[inline(never)]
 fn outermost_entry(t: &ThreadGil) -> Result<&'static Runtime, &'static str> {
     let rec = t.record();
     loop {
@@ -358,24 +373,31 @@ fn leave_flight(rec: &ThreadRecord) {
 }
 
 impl Drop for Entry {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: the record is this thread's thread-local, alive while the thread runs, and
         // an `Entry` never leaves the thread that made it (it is !Send).
         let t = unsafe { &*self.thread };
         let depth = t.depth.get();
         if depth == 1 && !t.foreign.get() {
-            crate::interrupt::clear_own_request(&self.rt.api);
-            // SAFETY: this thread holds the GIL (depth 1 means our entry took it).
-            let ts = unsafe { (self.rt.api.PyEval_SaveThread)() };
-            t.tstate.set(ts);
-            t.depth.set(0);
-            leave_flight(t.record());
+            outermost_exit(self.rt, t);
         } else {
             t.depth.set(depth.saturating_sub(1));
         }
         fp::restore(self.fp);
     }
+}
+
+/// The outermost exit of this thread: withdraws an unused interrupt request, gives the GIL
+/// back, and clears the in-flight mark.
+#[inline(never)]
+fn outermost_exit(rt: &'static Runtime, t: &ThreadGil) {
+    crate::interrupt::clear_own_request(&rt.api);
+    // SAFETY: this thread holds the GIL (depth 1 means our entry took it).
+    let ts = unsafe { (rt.api.PyEval_SaveThread)() };
+    t.tstate.set(ts);
+    t.depth.set(0);
+    leave_flight(t.record());
 }
 
 /// How deep this thread is inside Python entries (0: it does not hold the GIL through us).
