@@ -73,28 +73,10 @@ on ECL)."
 (defun lookup-object (name)
   "A new reference to the object NAME denotes: a dotted name looked up in __main__, then the
 builtins (importing its first part as a module when it is not bound: \"math.sin\" works before
-import-module), or any expression, evaluated."
+import-module), all in one crossing (p4s_lookup), or any expression, evaluated."
   (python-start-if-not-alive)
   (if (identifier-path-p name)
-      (let ((p (with-utf8 (s n name) (%lookup s n))))
-        (if (not (cffi:null-pointer-p p))
-            p
-            (let* ((dot (position #\. name))
-                   (module (and dot (with-utf8 (s n (subseq name 0 dot)) (%import s n)))))
-              (cond ((or (null module) (cffi:null-pointer-p module))
-                     (%error-clear)
-                     ;; Report the original lookup failure.
-                     (check-pointer (with-utf8 (s n name) (%lookup s n))))
-                    (t (%error-clear)
-                       (let ((o module))
-                         (loop with start = (1+ dot)
-                               for end = (or (position #\. name :start start) (length name))
-                               do (let ((next (with-utf8 (s n (subseq name start end)) (%getattr o s n))))
-                                    (%decref o)
-                                    (setf o (check-pointer next)))
-                                  (setf start (1+ end))
-                               while (< end (length name)))
-                         o))))))
+      (check-pointer (with-utf8 (s n name) (%lookup s n)))
       (eval-to-object name)))
 
 (defun eval-to-object (code)
@@ -402,14 +384,9 @@ PYOBJECT-WRAPPER / pointer to lispify. Signals a PYERROR (NameError...) when it 
         (with-result-frame (out scratch)
           (let ((status (with-utf8 (s n python-name-or-variable)
                           (%lookup-value s n out scratch +scratch-chars+))))
-            (cond ((= status 0) (decode-result out scratch))
-                  ((and (= status +pyerror+) (find #\. python-name-or-variable))
-                   ;; Maybe an unimported module: try the importing lookup.
-                   (%error-clear)
-                   (let ((p (lookup-object python-name-or-variable)))
-                     (if *remote-objects* (wrap-new-reference p)
-                         (unwind-protect (lispify p) (%decref p)))))
-                  (t (signal-status status))))))
+            (if (= status 0)
+                (decode-result out scratch)
+                (signal-status status)))))
       (if *remote-objects*
           python-name-or-variable
           (lispify python-name-or-variable))))

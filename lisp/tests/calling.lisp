@@ -90,6 +90,22 @@
     (fiveam:is (equal "ModuleNotFoundError" (pyerror-type c))))
   (fiveam:signals pyerror (import-function "nothing" "math")))
 
+(fiveam:test dotted-names-import-their-module
+  ;; The first part of a dotted name that is not bound is imported (in the one crossing that
+  ;; resolves the name); an unimportable one is a NameError, as for any unbound name.
+  (pystart)
+  (fiveam:is (null (pycall "lambda n: n in __import__('sys').modules" "colorsys"))
+             "colorsys is not imported at start")
+  (fiveam:is (equalp '(0.0d0 0.0d0 1.0d0) (coerce (pycall "colorsys.rgb_to_hsv" 1 1 1) 'list)))
+  (fiveam:is (= 1 (pyvalue "wave.WAVE_FORMAT_PCM")) "pyvalue imports too")
+  (fiveam:is (string= "b" (pycall "os.path.basename" "/a/b")))
+  (fiveam:signals pyerror (pyvalue "sndhdr_no_such_module.x"))
+  (let ((c (handler-case (pycall "no_such_module_xyz.f") (pyerror (e) e))))
+    (fiveam:is (equal "NameError" (and c (pyerror-type c))))
+    (fiveam:is (search "no_such_module_xyz" (princ-to-string c))))
+  (let ((c (handler-case (pycall "colorsys.no_such_function") (pyerror (e) e))))
+    (fiveam:is (equal "AttributeError" (and c (pyerror-type c))))))
+
 (fiveam:test eval-and-exec
   (fiveam:is (= 6 (raw-pyeval "1 + " "2 + 3")))
   (raw-pyexec "def twice(x):" (string #\Newline) "    return 2 * x")
