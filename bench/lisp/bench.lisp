@@ -125,4 +125,6 @@ or NIL when floor-bench was not built."
       (unless floor (format t "floor: n/a (build it: cargo build -p py4cl2-cffi-bench --release)~%"))
       (write-results "bench"))))
 
+(compile-natively 'lisp-str-loop 'lisp-sin-loop 'main)
 (main)
+(uiop:quit 0)

@@ -16,13 +16,25 @@
 
 (defpackage :py4cl2-cffi/bench-common
   (:use :cl)
-  (:export #:now #:record #:write-results #:repository-file #:lisp-name))
+  (:export #:now #:record #:write-results #:repository-file #:lisp-name #:compile-natively))
 (in-package :py4cl2-cffi/bench-common)
 
 (defun now ()
   "Seconds, with microsecond resolution (SBCL) or the implementation's clock tick."
   #+sbcl (multiple-value-bind (s us) (sb-ext:get-time-of-day) (+ s (/ us 1d6)))
   #-sbcl (/ (get-internal-real-time) (float internal-time-units-per-second 1d0)))
+
+(defun compile-natively (&rest names)
+  "On ECL, compile the functions NAMES to native code (a script run by `ecl --shell` is
+otherwise compiled to ECL's bytecodes, and the benchmark would time that interpreter as well
+as py4cl2-cffi); quietly, with ECL's C compiler (gcc). Elsewhere (SBCL compiles every form it loads) nothing."
+  #+ecl (handler-bind ((warning #'muffle-warning))
+          (let ((*standard-output* (make-broadcast-stream))
+                (*error-output* (make-broadcast-stream))
+                (*compile-verbose* nil) (*compile-print* nil))
+            (ext:install-c-compiler)
+            (dolist (name names) (compile name))))
+  #-ecl (progn names nil))
 
 (defparameter *repository*
   (merge-pathnames "../../" (make-pathname :name nil :type nil :defaults *load-truename*))

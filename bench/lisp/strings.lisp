@@ -62,5 +62,6 @@ _bench_words = [('name_%d' % i) if i % 2 else ('A sentence for docstring %d \\u2
                 (once-seconds (eval '(defpymodule "numpy" t :lisp-package "BENCH-NP"))))
         (format t "~&(defpymodule \"numpy\" t): skipped, numpy is not installed for this Python~%"))))
 
+(compile-natively 'main)
 (main)
 (uiop:quit 0)
