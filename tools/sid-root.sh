@@ -148,6 +148,10 @@ make_venvs() {
 
 build() {
   local start; start=$(date +%s)
+  # One build at a time (two worktrees or two runs building at once would share $root.partial).
+  mkdir -p "$(dirname "$root")"
+  exec 9>"$root.lock"
+  flock 9 || die "could not lock $root.lock"
   if [ ! -f "$stamp" ]; then
     bootstrap
   elif [ "$(cat "$stamp")" != "$(stamp_text)" ]; then

@@ -73,9 +73,13 @@
 ;;; Field access by offset on a foreign pointer (compiles to a raw memory access). On ECL,
 ;;; CFFI inlines MEM-REF only for a constant offset; VALUE-FIELD emits the C access itself, so
 ;;; that reading slot I of a value array allocates nothing.
+(deftype value-index ()
+  "The index of a packed value in an array of them (small enough for fixnum offsets)."
+  '(integer 0 #.(ash 1 40)))
+
 (defmacro value-field (p i type offset)
   "The field of TYPE at OFFSET in packed value I of the array at P (SETF-able)."
-  #-ecl `(cffi:mem-ref ,p ,type (+ (* ,i +value-size+) ,offset))
+  #-ecl `(cffi:mem-ref ,p ,type (+ (* (the value-index ,i) +value-size+) ,offset))
   #+ecl (destructuring-bind (ecl-type c-type) (ecl-shim-type type)
           `(ext:with-backend
              :bytecodes (cffi:mem-ref ,p ,type (+ (* ,i +value-size+) ,offset))
@@ -231,8 +235,8 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %list-from "p4s_list_from" :pointer (vals :pointer) (n :int64))
 (define-shim %dict-from "p4s_dict_from" :pointer (keys :pointer) (vals :pointer) (n :int64))
 (define-shim %set-from "p4s_set_from" :pointer (vals :pointer) (n :int64))
-(define-shim %items "p4s_items" :int64 (obj :pointer) (out :pointer) (n :int64))
-(define-shim %dict-items "p4s_dict_items" :int64 (obj :pointer) (keys :pointer) (vals :pointer) (n :int64))
+(define-shim %items "p4s_items" :int64 (obj :pointer) (out :pointer) (n :int64) (scratch :pointer) (cap :int64))
+(define-shim %dict-items "p4s_dict_items" :int64 (obj :pointer) (keys :pointer) (vals :pointer) (n :int64) (scratch :pointer) (cap :int64))
 (define-shim %str-utf32 "p4s_str_utf32" :int64 (obj :pointer) (buf :pointer) (cap :int64))
 (define-shim %str-utf8 "p4s_str_utf8" :pointer (obj :pointer) (len :pointer))
 (define-shim %bytes-data "p4s_bytes_data" :pointer (obj :pointer) (len :pointer))

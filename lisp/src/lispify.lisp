@@ -193,7 +193,7 @@ LEN for containers) and releases it unless it is kept in a wrapper."
 
 (defun decode-value (p i scratch)
   "The Lisp value of packed value I at P (taking ownership of any reference in it). SCRATCH is
-the buffer strings with aux = 1 were copied to, or NIL."
+the buffer strings with aux = 1 were copied to (each at its offset), or NIL."
   (declare (type fixnum i))
   (let ((tag (v-tag p i)))
     (apply-lispifiers
@@ -204,10 +204,28 @@ the buffer strings with aux = 1 were copied to, or NIL."
        (#.+tag-bool+ (/= 0 (v-a p i)))
        (#.+tag-complex+ (complex (v-a-double p i) (v-b-double p i)))
        (#.+tag-str+ (if (= 1 (v-aux p i))
-                        (scratch-string scratch (v-b p i))
+                        ;; Copied into SCRATCH, at character offset A.
+                        (scratch-string (cffi:inc-pointer scratch (* 4 (the value-index (v-a p i))))
+                                        (v-b p i))
                         (take-object (v-a-pointer p i) tag (v-b p i))))
        (#.+tag-char+ (code-char (v-a p i)))
        (t (take-object (v-a-pointer p i) tag (v-b p i)))))))
+
+(declaim (inline decode-item))
+(defun decode-item (p i scratch)
+  "DECODE-VALUE for the items of a container: ints, floats and strings copied into SCRATCH are
+decoded in line when no lispifier is in effect (the common case of bulk data)."
+  (declare (type fixnum i) (optimize speed))
+  (if *lispifiers*
+      (decode-value p i scratch)
+      (let ((tag (v-tag p i)))
+        (declare (type fixnum tag))
+        (cond ((= tag +tag-int+) (v-a p i))
+              ((= tag +tag-float+) (v-a-double p i))
+              ((and (= tag +tag-str+) (= 1 (v-aux p i)))
+               (scratch-string (cffi:inc-pointer scratch (* 4 (the value-index (v-a p i))))
+                               (v-b p i)))
+              (t (decode-value p i scratch))))))
 
 (defun release-values (vals start end)
   "Releases what the packed values START below END at VALS own (values not decoded)."
@@ -221,21 +239,36 @@ the buffer strings with aux = 1 were copied to, or NIL."
 ;;; value is decoded, and a non-local exit releases exactly the values at DONE and after:
 ;;; none twice, none leaked. One UNWIND-PROTECT covers a whole container (the items, the
 ;;; foreign array and the container's own reference): one frame per level of nesting.
+(defconstant +container-scratch-chars+ 24
+  "UTF-32 characters of scratch room per item when a container is converted: its strings are
+copied there, all in the one crossing that converts the items, while they fit.")
+
+(defconstant +max-container-scratch-chars+ (* 1024 1024)
+  "The most scratch room (characters) one container's conversion takes: strings beyond it come
+as objects, one crossing each.")
+
 (defun container-value (pointer tag len)
   "The Lisp value of the tuple, list or dict POINTER (a new reference, released here) of
-length LEN: a list, a simple-vector or an EQUAL hash table (filled in the dict's order)."
+length LEN: a list, a simple-vector or an EQUAL hash table (filled in the dict's order). The
+items come in one crossing, strings among them copied into a scratch buffer allocated with
+the items."
   (declare (type fixnum tag len))
   (let* ((dict (= tag +tag-dict+))
          (room (max 1 len))
+         (slots (* (if dict 2 1) room))
+         (chars (min (* +container-scratch-chars+ slots) +max-container-scratch-chars+))
          (vals (cffi:null-pointer))
+         (scratch vals)
          (keys-done 0) (vals-done 0) (n 0))
-    (declare (type fixnum room keys-done vals-done n))
+    (declare (type fixnum room slots chars keys-done vals-done n))
     (unwind-protect
          (with-conversion-level (:to-lisp)
-           (setf vals (cffi:foreign-alloc :uint8 :count (* (if dict 2 1) room +value-size+)))
-           (let ((got (if dict
-                          (%dict-items pointer vals (cffi:inc-pointer vals (* room +value-size+)) len)
-                          (%items pointer vals len))))
+           (setf vals (cffi:foreign-alloc :uint8 :count (+ (* slots +value-size+) (* 4 chars)))
+                 scratch (cffi:inc-pointer vals (* slots +value-size+)))
+           (let* ((got (if dict
+                           (%dict-items pointer vals (cffi:inc-pointer vals (* room +value-size+)) len
+                                        scratch chars)
+                           (%items pointer vals len scratch chars))))
              (declare (type fixnum got))
              (when (< got 0) (signal-status got))
              (setf n got))
@@ -246,23 +279,23 @@ length LEN: a list, a simple-vector or an EQUAL hash table (filled in the dict's
                 (loop while (< vals-done n)
                       do (let ((j vals-done))
                            (incf keys-done)
-                           (let ((k (decode-value vals j nil)))
+                           (let ((k (decode-item vals j scratch)))
                              (incf vals-done)
-                             (setf (gethash k table) (decode-value dvals j nil)))))
+                             (setf (gethash k table) (decode-item dvals j scratch)))))
                 table))
              ((= tag +tag-list+)
               (let ((out (make-array n)))
                 (loop while (< vals-done n)
                       do (let ((j vals-done))
                            (incf vals-done)
-                           (setf (svref out j) (decode-value vals j nil))))
+                           (setf (svref out j) (decode-item vals j scratch))))
                 out))
              (t
               (let* ((head (list nil)) (tail head))
                 (loop while (< vals-done n)
                       do (let ((j vals-done))
                            (incf vals-done)
-                           (setf tail (setf (cdr tail) (list (decode-value vals j nil))))))
+                           (setf tail (setf (cdr tail) (list (decode-item vals j scratch))))))
                 (cdr head)))))
       (unless (cffi:null-pointer-p vals)
         (if dict

@@ -98,7 +98,10 @@
   (raw-pyexec "import threading, time
 stop_test_thread = threading.Thread(target=time.sleep, args=(1.2,))
 stop_test_thread.start()")
-  (let* ((thread (start-thread-and-wait (lambda () (outcome (lambda () (pycall "stop_test_thread.join"))))
+  ;; The bound method is looked up first, so that the thread makes one crossing (the call): a
+  ;; thread seen inside Python is then inside the join, not between a lookup and the call.
+  (let* ((join (pyeval "stop_test_thread.join"))
+         (thread (start-thread-and-wait (lambda () (outcome (lambda () (pycall join))))
                                         :until (lambda () (plusp (py4cl2-cffi::%threads-in-python))))))
     (fiveam:signals python-stop-busy-error (pystop :timeout 0.3))
     (fiveam:is (python-alive-p))

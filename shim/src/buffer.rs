@@ -240,8 +240,8 @@ export! {
 export! {
     /// Converts the elements of a held buffer of Python objects (struct format `O`: a numpy
     /// object array of any shape and strides) into `out`, in C (row-major) order, as
-    /// [`crate::values::p4s_items`] converts a list's items: scalars inline, other objects as new
-    /// references. `out` has room for `n` values, which must be at least the element count.
+    /// [`crate::values::p4s_items`] converts a list's items with no scratch buffer: scalars
+    /// inline, other objects (strings too) as new references. `out` has room for `n` values, which must be at least the element count.
     /// Returns the element count, or -1 (Python error kept) / -2 (not such a buffer, too little
     /// room); on failure nothing is left owned in `out`.
     fn p4s_buffer_objects(buf: *const P4sBuffer, out: *mut P4sValue, n: i64) -> i64, on_panic = i64::from(P4S_ERROR), {

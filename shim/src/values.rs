@@ -611,12 +611,16 @@ export! {
 
 export! {
     /// Converts the items of a tuple, list or set `obj` into `out` (room for `n` values), like
-    /// [`p4s_to_value`] without a scratch buffer (strings come as new references). Returns the
-    /// number of items written (at most `n`), or -1 (Python error kept) / -2.
-    fn p4s_items(obj: *mut PyObject, out: *mut P4sValue, n: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
+    /// [`p4s_to_value`]. Strings are copied one after the other into `scratch` (room for `cap`
+    /// UTF-32 characters; NULL with `cap` 0 for none) while they fit: such a value has aux 1,
+    /// `a` its offset in `scratch` (characters) and `b` its length; the others come as new
+    /// references. So a list of short strings converts in this one crossing. Returns the number
+    /// of items written (at most `n`), or -1 (Python error kept) / -2. Needs a started Python
+    /// (takes the GIL itself); on an error nothing is left owned in `out`.
+    fn p4s_items(obj: *mut PyObject, out: *mut P4sValue, n: i64, scratch: *mut u32, cap: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
-        if obj.is_null() || (out.is_null() && n > 0) {
+        if obj.is_null() || (out.is_null() && n > 0) || (scratch.is_null() && cap > 0) {
             crate::errors::set_last_error("p4s_items: NULL argument");
             return i64::from(P4S_ERROR);
         }
@@ -634,13 +638,25 @@ export! {
         let count = (len as i64).min(n);
         let mut status = P4S_OK;
         let mut written = 0;
+        let mut used = 0i64;
         for i in 0..count {
-            // SAFETY: index in range; borrowed item.
+            // SAFETY: GIL held, `seq` a live list or tuple; a borrowed item. A list's vector and
+            // length are read again for each item, and the index checked against that length,
+            // as PyList_GetItem would (converting an item runs no Python code, but this does
+            // not depend on it).
             let item = unsafe {
-                if is_list { (api.PyList_GetItem)(seq, i as isize) } else { (api.PyTuple_GetItem)(seq, i as isize) }
+                if is_list {
+                    let (items, len) = list_items(seq);
+                    if i as isize >= len {
+                        break;
+                    }
+                    *items.add(i as usize)
+                } else {
+                    (api.PyTuple_GetItem)(seq, i as isize)
+                }
             };
-            // SAFETY: `out` has room for `n` ≥ `count` values.
-            status = unsafe { to_value(&e, item, &mut *out.add(i as usize), std::ptr::null_mut(), 0) };
+            // SAFETY: `out` has room for `n` ≥ `count` values; `scratch` for `cap` characters.
+            status = unsafe { item_value(&e, item, &mut *out.add(i as usize), scratch, cap, &mut used) };
             if status != P4S_OK {
                 break;
             }
@@ -656,6 +672,37 @@ export! {
         unsafe { (api.Py_DecRef)(seq) };
         if status != P4S_OK { i64::from(status) } else { written }
     }
+}
+
+/// Converts one item of a container like [`to_value`], a string into `scratch` after the
+/// `used` characters already taken there (its offset goes in `a`, and `used` grows by its
+/// length).
+///
+/// # Safety
+/// As for [`to_value`]; `scratch` is valid for `cap` characters (or NULL with `cap` 0) and
+/// `used` ≤ `cap`.
+#[inline(always)]
+unsafe fn item_value(
+    e: &Entry,
+    o: *mut PyObject,
+    out: &mut P4sValue,
+    scratch: *mut u32,
+    cap: i64,
+    used: &mut i64,
+) -> i32 {
+    let rest = if scratch.is_null() {
+        std::ptr::null_mut()
+    } else {
+        // SAFETY: `used` ≤ `cap`, so the pointer stays within (or one past) the buffer.
+        unsafe { scratch.add(*used as usize) }
+    };
+    // SAFETY: the caller's contract; `rest` has room for `cap - used` characters.
+    let status = unsafe { to_value(e, o, out, rest, cap - *used) };
+    if status == P4S_OK && out.tag == P4S_STR && out.aux == 1 {
+        out.a = *used;
+        *used += out.b;
+    }
+    status
 }
 
 /// Releases the object a result value owns, if any (GIL held).
@@ -675,11 +722,12 @@ pub(crate) unsafe fn release_value(api: &Api, v: &P4sValue) {
 
 export! {
     /// Converts the pairs of dict `obj` into `keys` and `vals` (room for `n` each), like
-    /// [`p4s_items`]. Returns the number of pairs written, or -1 / -2.
-    fn p4s_dict_items(obj: *mut PyObject, keys: *mut P4sValue, vals: *mut P4sValue, n: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
+    /// [`p4s_items`], keys' and values' strings sharing `scratch` (room for `cap` characters).
+    /// Returns the number of pairs written, or -1 / -2; on an error nothing is left owned.
+    fn p4s_dict_items(obj: *mut PyObject, keys: *mut P4sValue, vals: *mut P4sValue, n: i64, scratch: *mut u32, cap: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
-        if obj.is_null() || ((keys.is_null() || vals.is_null()) && n > 0) {
+        if obj.is_null() || ((keys.is_null() || vals.is_null()) && n > 0) || (scratch.is_null() && cap > 0) {
             crate::errors::set_last_error("p4s_dict_items: NULL argument");
             return i64::from(P4S_ERROR);
         }
@@ -690,15 +738,16 @@ export! {
         }
         let mut pos: isize = 0;
         let mut written: i64 = 0;
+        let mut used = 0i64;
         let (mut k, mut v) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: GIL held; PyDict_Next yields borrowed references.
         while written < n && unsafe { (api.PyDict_Next)(obj, &mut pos, &mut k, &mut v) } != 0 {
             let i = written as usize;
-            // SAFETY: room for `n` values in each array.
+            // SAFETY: room for `n` values in each array and for `cap` characters in `scratch`.
             let st = unsafe {
-                let s1 = to_value(&e, k, &mut *keys.add(i), std::ptr::null_mut(), 0);
+                let s1 = item_value(&e, k, &mut *keys.add(i), scratch, cap, &mut used);
                 if s1 != P4S_OK { s1 } else {
-                    let s2 = to_value(&e, v, &mut *vals.add(i), std::ptr::null_mut(), 0);
+                    let s2 = item_value(&e, v, &mut *vals.add(i), scratch, cap, &mut used);
                     if s2 != P4S_OK { release_value(api, &*keys.add(i)); }
                     s2
                 }

@@ -43,12 +43,22 @@ unsafe extern "C" fn on_call(
             1 => {
                 let n = p4s_len(args);
                 let mut vals = vec![P4sValue::default(); n as usize];
-                assert_eq!(p4s_items(args, vals.as_mut_ptr(), n), n);
+                assert_eq!(
+                    p4s_items(args, vals.as_mut_ptr(), n, std::ptr::null_mut(), 0),
+                    n
+                );
                 let mut sum: i64 = vals.iter().map(|v| v.a).sum();
                 if !kwargs.is_null() {
                     let mut k = [P4sValue::default(); 4];
                     let mut v = [P4sValue::default(); 4];
-                    let m = p4s_dict_items(kwargs, k.as_mut_ptr(), v.as_mut_ptr(), 4);
+                    let m = p4s_dict_items(
+                        kwargs,
+                        k.as_mut_ptr(),
+                        v.as_mut_ptr(),
+                        4,
+                        std::ptr::null_mut(),
+                        0,
+                    );
                     for i in 0..m as usize {
                         assert_eq!(read_str(k[i].a as *mut PyObject), "scale");
                         sum *= v[i].a;
@@ -274,7 +284,10 @@ fn exercise(label: &str, exe: &std::path::Path) {
         );
         assert_eq!(p4s_len(st), 3);
         let mut items = [P4sValue::default(); 3];
-        assert_eq!(p4s_items(l, items.as_mut_ptr(), 3), 3);
+        assert_eq!(
+            p4s_items(l, items.as_mut_ptr(), 3, std::ptr::null_mut(), 0),
+            3
+        );
         assert_eq!(items[0], int(1));
         assert_eq!(items[1].tag, P4S_FLOAT);
         assert_eq!(items[2].tag, P4S_STR);
@@ -282,16 +295,81 @@ fn exercise(label: &str, exe: &std::path::Path) {
         p4s_release_value(&items[2]);
         let mut ks = [P4sValue::default(); 2];
         let mut vs = [P4sValue::default(); 2];
-        assert_eq!(p4s_dict_items(d, ks.as_mut_ptr(), vs.as_mut_ptr(), 2), 2);
+        assert_eq!(
+            p4s_dict_items(
+                d,
+                ks.as_mut_ptr(),
+                vs.as_mut_ptr(),
+                2,
+                std::ptr::null_mut(),
+                0
+            ),
+            2
+        );
         assert_eq!(read_str(ks[0].a as *mut PyObject), "a");
         assert_eq!(vs[0], int(1));
         for k in &ks {
             p4s_release_value(k)
         }
+        // With a scratch buffer, strings are copied one after the other while they fit.
+        match eval("['ab', '\\u00fc\\u20ac\\U0001f600', 'x' * 50, 7, '']").unwrap() {
+            Val::Obj(P4S_LIST, o, 5) => {
+                let mut it = [P4sValue::default(); 5];
+                let mut scratch = [0u32; 10];
+                assert_eq!(
+                    p4s_items(o, it.as_mut_ptr(), 5, scratch.as_mut_ptr(), 10),
+                    5
+                );
+                assert_eq!((it[0].tag, it[0].aux, it[0].a, it[0].b), (P4S_STR, 1, 0, 2));
+                assert_eq!((it[1].tag, it[1].aux, it[1].a, it[1].b), (P4S_STR, 1, 2, 3));
+                assert_eq!(&scratch[..5], &[0x61, 0x62, 0xfc, 0x20ac, 0x1f600]);
+                assert_eq!(
+                    (it[2].tag, it[2].aux, it[2].b),
+                    (P4S_STR, 0, 50),
+                    "too long: an object"
+                );
+                assert_eq!(read_str(it[2].a as *mut PyObject), "x".repeat(50));
+                assert_eq!(it[3], int(7));
+                assert_eq!((it[4].tag, it[4].aux, it[4].a, it[4].b), (P4S_STR, 1, 5, 0));
+                for v in &it {
+                    p4s_release_value(v)
+                }
+                p4s_decref(o);
+            }
+            other => panic!("{other:?}"),
+        }
+        match eval("{'key': 'value', 'n': 1}").unwrap() {
+            Val::Obj(P4S_DICT, o, 2) => {
+                let (mut k, mut v) = ([P4sValue::default(); 2], [P4sValue::default(); 2]);
+                let mut scratch = [0u32; 16];
+                assert_eq!(
+                    p4s_dict_items(
+                        o,
+                        k.as_mut_ptr(),
+                        v.as_mut_ptr(),
+                        2,
+                        scratch.as_mut_ptr(),
+                        16
+                    ),
+                    2
+                );
+                assert_eq!((k[0].aux, k[0].a, k[0].b), (1, 0, 3));
+                assert_eq!((v[0].aux, v[0].a, v[0].b), (1, 3, 5));
+                assert_eq!((k[1].aux, k[1].a, k[1].b), (1, 8, 1));
+                assert_eq!(v[1], int(1));
+                let text: String = scratch[..9]
+                    .iter()
+                    .map(|&c| char::from_u32(c).unwrap())
+                    .collect();
+                assert_eq!(text, "keyvaluen");
+                p4s_decref(o);
+            }
+            other => panic!("{other:?}"),
+        }
         match eval("(1, [2], {'k': 3}, {4}, b'by')").unwrap() {
             Val::Obj(P4S_TUPLE, o, 5) => {
                 let mut it = [P4sValue::default(); 5];
-                assert_eq!(p4s_items(o, it.as_mut_ptr(), 5), 5);
+                assert_eq!(p4s_items(o, it.as_mut_ptr(), 5, std::ptr::null_mut(), 0), 5);
                 let tags: Vec<i32> = it.iter().map(|v| v.tag).collect();
                 assert_eq!(tags, vec![P4S_INT, P4S_LIST, P4S_DICT, P4S_SET, P4S_BYTES]);
                 let mut n = 0;

@@ -27,7 +27,10 @@ fn churn(n: usize, f_str: *mut PyObject, f_pair: *mut PyObject, gen: u64) {
                 };
                 // SAFETY: `t` is a live tuple of 2; items released after reading.
                 unsafe {
-                    assert_eq!(p4s_items(t, items.as_mut_ptr(), 2), 2);
+                    assert_eq!(
+                        p4s_items(t, items.as_mut_ptr(), 2, std::ptr::null_mut(), 0),
+                        2
+                    );
                     p4s_release_value(&items[0]);
                     p4s_release_value(&items[1]);
                     p4s_decref(t);
