@@ -102,7 +102,9 @@ is given, and a Lisp numeric array is only lent for the call)."
   (coerce (mapcar (lambda (x) (float x 1d0)) list) 'simple-vector))
 
 (defun draw (rows file)
-  (let* ((series (remove-duplicates (mapcar (lambda (r) (list (getf r :lisp) (getf r :python))) rows)
+  "Draw ROWS (those with a baseline or a target; the others have nothing to show) into FILE."
+  (let* ((rows (remove-if-not (lambda (r) (or (speed-ratio r) (margin r))) rows))
+         (series (remove-duplicates (mapcar (lambda (r) (list (getf r :lisp) (getf r :python))) rows)
                                     :test #'equal :from-end t))
          (series (sort (copy-list series)
                        (lambda (a b)
