@@ -55,9 +55,34 @@ install-tests:
 matrix-readme:
 	matrix/readme-table.sh
 
-## Benchmarks: the Rust floor per interpreter, then the Lisp benchmarks.
+## Benchmarks (docs/performance.md): the Rust floor; bench.lisp and containers.lisp under SBCL on
+## Python 3.8, 3.12 and 3.13, and under ECL on 3.12; strings.lisp under SBCL and ECL (3.12);
+## restart.lisp; then the chart (docs/img/bench.png) and the per-version table of target/bench/*.csv.
+## One process at a time; each part's duration is printed.
+BENCH_VERSIONS := 3.8 3.12 3.13
 bench: setup
-	target/release/floor-bench
-	sbcl --script bench/lisp/bench.lisp
-	sbcl --script bench/lisp/strings.lisp
-	ecl --norc --shell bench/lisp/strings.lisp
+	@t_all=$$(date +%s.%N); \
+	  since() { awk "BEGIN { printf \"%.1f\", $$(date +%s.%N) - $$1 }"; }; \
+	  part() { label=$$1; shift; t0=$$(date +%s.%N); echo "== $$label"; \
+	           "$$@" || { echo "bench: $$label FAILED"; exit 1; }; echo "== $$label: $$(since $$t0) s"; }; \
+	  mkdir -p target/bench && rm -f target/bench/*.csv && \
+	  part "Rust floor (floor-bench)" target/release/floor-bench && \
+	  tools/make-venvs.sh $(BENCH_VERSIONS) > target/bench/venvs.txt && \
+	  while read -r xy venv; do \
+	    PY4CL2_CFFI_CONFIG=target/bench/config-$$xy.toml target/release/py4cl2-cffi-config use "$$venv" > /dev/null 2>&1 || exit 1; \
+	  done < target/bench/venvs.txt && \
+	  for xy in $(BENCH_VERSIONS); do \
+	    grep -q "^$$xy " target/bench/venvs.txt || { echo "bench: SKIPPED Python $$xy: no venv (tools/make-venvs.sh)"; continue; }; \
+	    export PY4CL2_CFFI_CONFIG=$(CURDIR)/target/bench/config-$$xy.toml; \
+	    part "SBCL bench.lisp, Python $$xy" sbcl --script bench/lisp/bench.lisp || exit 1; \
+	    part "SBCL containers.lisp, Python $$xy" sbcl --script bench/lisp/containers.lisp || exit 1; \
+	  done && \
+	  export PY4CL2_CFFI_CONFIG=$(CURDIR)/target/bench/config-3.12.toml && \
+	  part "ECL bench.lisp, Python 3.12" ecl --norc --shell bench/lisp/bench.lisp && \
+	  part "ECL containers.lisp, Python 3.12" ecl --norc --shell bench/lisp/containers.lisp && \
+	  part "SBCL strings.lisp, Python 3.12" sbcl --script bench/lisp/strings.lisp && \
+	  part "ECL strings.lisp, Python 3.12" ecl --norc --shell bench/lisp/strings.lisp && \
+	  part "SBCL restart.lisp" sbcl --script bench/lisp/restart.lisp && \
+	  part "chart.lisp (matplotlib, Python 3.12)" sbcl --script bench/lisp/chart.lisp && \
+	  echo && tools/bench-table.py && \
+	  echo && echo "make bench: $$(since $$t_all) s in all"

@@ -1,8 +1,15 @@
-;;;; py4cl2-cffi benchmarks: `sbcl --script bench/lisp/bench.lisp` from the repository.
-;;;; Each Lisp figure is printed with its ratio to Python's own loop doing the same work in the
-;;;; same embedded interpreter (measured in this run) and to the Rust floor (target/release/
-;;;; floor-bench, the same calls made from Rust through the shim's C ABI), when that exists.
+;;;; py4cl2-cffi benchmarks: `sbcl --script bench/lisp/bench.lisp` or
+;;;; `ecl --norc --shell bench/lisp/bench.lisp` from the repository.
+;;;; 1,000,000 x (pycall "str" i) and 100,000 x (pycall "math.sin" x), out of the box and inside
+;;;; with-python-gil. The first ratio of each is to Python's plain loop doing the same work in the
+;;;; same embedded interpreter, measured in this run (`for i in range(n): str(i)`; `math.sin(x)`
+;;;; with x += 0.001); then to the loop that looks str up in the builtins dict each time, to the
+;;;; loop with the callable bound once (as floor-bench times it), and to the Rust floor
+;;;; (target/release/floor-bench: the same calls made from Rust through the shim's C ABI), when
+;;;; that was built. str ratios are Python seconds / Lisp seconds (higher is better), math.sin
+;;;; ratios Lisp seconds / Python seconds (lower is better), as the targets state them.
 ;;;; Interpreter: the configured one, or PY4CL2_CFFI_PYTHON. Every figure is the best of 5.
+;;;; Results: target/bench/bench-<lisp>-<X.Y>.csv.
 
 (load (merge-pathnames "load.lisp" *load-truename*))
 
@@ -36,6 +43,9 @@
 
 (defun define-python-loops ()
   (raw-pyexec "import math
+def _bench_str_plain(n):
+    for i in range(n):
+        str(i)
 def _bench_str_loop(n):
     for i in range(n):
         globals()['__builtins__'].__dict__['str'](i)
@@ -68,17 +78,6 @@ or NIL when floor-bench was not built."
           (ignore-errors (py4cl2-cffi/config::parse-json
                           (subseq line 0 (or (position #\Newline line) (length line))))))))))
 
-(defun report (label n seconds python-seconds bound-seconds floor-rate)
-  (let* ((rate (/ n seconds))
-         (py-rate (/ n python-seconds))
-         (bound-rate (/ n bound-seconds)))
-    (format t "~&~40A ~8,4F s ~6,2F M/s | ~5,2Fx Python's loop (~,2F M/s) | ~5,2Fx bound loop (~,2F M/s) | floor: ~A~%"
-            label seconds (/ rate 1d6) (/ rate py-rate) (/ py-rate 1d6)
-            (/ rate bound-rate) (/ bound-rate 1d6)
-            (if floor-rate
-                (format nil "~5,2Fx Rust (~,2F M/s)" (/ rate floor-rate) (/ floor-rate 1d6))
-                "n/a"))))
-
 (defun main ()
   (pystart)
   (import-module "math")
@@ -88,27 +87,44 @@ or NIL when floor-bench was not built."
           (lisp-implementation-type) (lisp-implementation-version))
   ;; Warm up (name cells, caches, page faults).
   (lisp-str-loop 100000) (lisp-sin-loop 10000)
-  (let* ((py-str (python-loop-seconds "_bench_str_loop" +str-n+))
-         (py-sin (python-loop-seconds "_bench_sin_loop" +sin-n+))
+  (let* ((plain-str (python-loop-seconds "_bench_str_plain" +str-n+))
+         (plain-sin (python-loop-seconds "_bench_sin_loop" +sin-n+))
+         (dict-str (python-loop-seconds "_bench_str_loop" +str-n+))
          (bound-str (python-loop-seconds "_bench_str_bound" +str-n+))
          (bound-sin (python-loop-seconds "_bench_sin_bound" +sin-n+))
          (str (best-seconds (lisp-str-loop +str-n+)))
          (sin (best-seconds (lisp-sin-loop +sin-n+)))
          (str-gil (best-seconds (with-python-gil (lisp-str-loop +str-n+))))
          (sin-gil (best-seconds (with-python-gil (lisp-sin-loop +sin-n+))))
-         (floor (rust-floor))
-         (floor-str (cdr (assoc "abi_str_per_call" floor :test #'string=)))
-         (floor-str-held (cdr (assoc "abi_str_held" floor :test #'string=)))
-         (floor-sin (cdr (assoc "abi_sin_per_call" floor :test #'string=))))
-    (format t "~&Python's loop: `globals()['__builtins__'].__dict__['str'](i)` looked up each time; ~
-               bound loop: the same callable bound once, `f(i)` (as floor-bench times it)~%")
-    (report "1,000,000 x (pycall \"str\" i)" +str-n+ str py-str bound-str floor-str)
-    (report "100,000 x (pycall \"math.sin\" x)" +sin-n+ sin py-sin bound-sin floor-sin)
-    (report "... str in with-python-gil" +str-n+ str-gil py-str bound-str floor-str-held)
-    (report "... math.sin in with-python-gil" +sin-n+ sin-gil py-sin bound-sin floor-sin)
-    (format t "~&targets: str >= 0.40x Python's loop: ~:[MISSED~;met~] (~,2Fx; ~,2Fx the bound loop); ~
-               100k math.sin <= 0.025 s: ~:[MISSED~;met~] (~,4F s)~%"
-            (>= (/ py-str str) 0.4) (/ py-str str) (/ bound-str str) (<= sin 0.025) sin)
-    (unless floor (format t "floor: n/a (build it: cargo build -p py4cl2-cffi-bench --release)~%"))))
+         (floor (rust-floor)))
+    (labels ((floor-seconds (key n)
+             (let ((rate (cdr (assoc key floor :test #'string=))))
+               (and rate (/ n rate))))
+           (str-row (label seconds floor-key target)
+             (let ((others (list (list "builtins-dict loop" dict-str (/ dict-str seconds))
+                                 (list "bound loop" bound-str (/ bound-str seconds)))))
+               (let ((f (floor-seconds floor-key +str-n+)))
+                 (when f (setf others (append others (list (list "Rust floor" f (/ f seconds)))))))
+               (record label "s" seconds :baseline-name "plain loop" :baseline-value plain-str
+                                         :ratio (/ plain-str seconds) :target target :others others)))
+           (sin-row (label seconds floor-key target)
+             (let ((others (list (list "bound loop" bound-sin (/ seconds bound-sin)))))
+               (let ((f (floor-seconds floor-key +sin-n+)))
+                 (when f (setf others (append others (list (list "Rust floor" f (/ seconds f)))))))
+               (record label "s" seconds :baseline-name "plain loop" :baseline-value plain-sin
+                                         :ratio (/ seconds plain-sin) :target target :others others))))
+      (format t "~&str ratios: Python seconds / Lisp seconds (higher is better); ~
+                 math.sin ratios: Lisp seconds / Python seconds (lower is better)~%")
+      (str-row "1M (pycall \"str\" i)" str "abi_str_per_call" '(:ratio >= 0.33))
+      (sin-row "100k (pycall \"math.sin\" x)" sin "abi_sin_per_call" '(:ratio <= 3.5))
+      (str-row "1M (pycall \"str\" i) in with-python-gil" str-gil "abi_str_held" nil)
+      (sin-row "100k (pycall \"math.sin\" x) in with-python-gil" sin-gil "abi_sin_per_call" nil)
+      (record "(pycall \"str\" i), one call" "us" (/ (* 1d6 str) +str-n+)
+              :baseline-name "plain loop, one str(i)" :baseline-value (/ (* 1d6 plain-str) +str-n+)
+              :ratio (/ str plain-str) :target '(:value <= 1))
+      (unless floor (format t "floor: n/a (build it: cargo build -p py4cl2-cffi-bench --release)~%"))
+      (write-results "bench"))))
 
+(compile-natively 'lisp-str-loop 'lisp-sin-loop 'main)
 (main)
+(uiop:quit 0)

@@ -5,6 +5,7 @@
 ;;;; 2. 200 soft cycles of one interpreter with numpy (import numpy, compute, pystop, pystart):
 ;;;;    ms per cycle and the RSS growth.
 ;;;; The venvs come from $PY4CL2_CFFI_VENVS, else ~/.cache/py4cl2-cffi/venvs/<X.Y>.
+;;;; Results: target/bench/restart-sbcl-all.csv (the python column says which interpreters).
 
 (load (merge-pathnames "load.lisp" *load-truename*))
 
@@ -51,9 +52,12 @@
           (dotimes (i (length venvs)) (switch i))
           (setf rss0 (rss-kb) t0 (now))
           (dotimes (i n) (switch i))
-          (format t "restart: ~D version switches over ~{~A~^, ~}: ~,1F ms per switch, each unloaded ~
-                     (checked in /proc/self/maps); RSS ~@D KB~%"
-                  n (mapcar #'car venvs) (/ (* 1000 (- (now) t0)) n) (- (rss-kb) rss0))))))
+          (let ((ms (/ (* 1000 (- (now) t0)) n)) (rss (- (rss-kb) rss0))
+                (python (format nil "~A-~A" (car (first venvs)) (car (first (last venvs))))))
+            (format t "restart: ~D version switches over ~{~A~^, ~}, each unloaded (checked in /proc/self/maps)~%"
+                    n (mapcar #'car venvs))
+            (record "restart: one version switch" "ms" ms :python python)
+            (record "restart: RSS growth over the switches" "KB" rss :python python))))))
 
 (let ((venv (or (cdr (assoc "3.12" (venvs) :test #'equal)) (cdr (first (last (venvs)))))))
   (when venv
@@ -67,5 +71,10 @@
         (dotimes (i 5) (cycle))
         (setf rss0 (rss-kb) t0 (now))
         (dotimes (i n) (cycle))
-        (format t "restart: ~D soft cycles (import numpy, compute, pystop, pystart) on ~A: ~,2F ms per cycle; RSS ~@D KB~%"
-                n venv (/ (* 1000 (- (now) t0)) n) (- (rss-kb) rss0))))))
+        (let ((ms (/ (* 1000 (- (now) t0)) n)) (rss (- (rss-kb) rss0))
+              (python (car (rassoc venv (venvs) :test #'equal))))
+          (format t "restart: ~D soft cycles (import numpy, compute, pystop, pystart) on ~A~%" n venv)
+          (record "restart: one soft cycle with numpy" "ms" ms :python python)
+          (record "restart: RSS growth over the cycles" "KB" rss :python python))))))
+
+(write-results "restart" :python "all")
