@@ -722,14 +722,6 @@ export! {
 }
 
 export! {
-    /// `__main__`'s globals dict (borrowed; valid until stop).
-    fn p4s_main_dict() -> *mut PyObject, on_panic = NULL, {
-        let Some(e) = enter() else { return NULL };
-        main_dict(e.api())
-    }
-}
-
-export! {
     /// The `None` object (borrowed; valid until stop).
     fn p4s_none() -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
@@ -790,45 +782,10 @@ fn unary(obj: PyObj, f: impl FnOnce(&Api, PyObj) -> PyObj) -> PyObj {
 }
 
 export! {
-    /// `repr(obj)`: new str reference or NULL.
-    fn p4s_repr(obj: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
-        // SAFETY: GIL held inside `unary`; `obj` live.
-        unary(obj, |api, o| unsafe { (api.PyObject_Repr)(o) })
-    }
-}
-
-export! {
     /// `str(obj)`: new str reference or NULL.
     fn p4s_str(obj: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
         // SAFETY: GIL held inside `unary`; `obj` live.
         unary(obj, |api, o| unsafe { (api.PyObject_Str)(o) })
-    }
-}
-
-export! {
-    /// `iter(obj)`: new reference or NULL.
-    fn p4s_iter(obj: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
-        // SAFETY: GIL held inside `unary`; `obj` live.
-        unary(obj, |api, o| unsafe { (api.PyObject_GetIter)(o) })
-    }
-}
-
-export! {
-    /// `next(iterator)` packed into `out`. Returns 0 for an item, 1 when exhausted, -1 or -2.
-    fn p4s_next(iterator: *mut PyObject, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        if iterator.is_null() {
-            set_last_error("p4s_next: NULL iterator");
-            return P4S_ERROR;
-        }
-        let api = e.api();
-        // SAFETY: GIL held; `iterator` is an iterator (else TypeError... PyIter_Next requires it).
-        let r = unsafe { (api.PyIter_Next)(iterator) };
-        // SAFETY: GIL held.
-        if r.is_null() && unsafe { (api.PyErr_Occurred)() }.is_null() {
-            return 1;
-        }
-        finish(&e, r, out, scratch, cap)
     }
 }
 
@@ -839,36 +796,6 @@ export! {
         // SAFETY: GIL held; `obj` live.
         let n = unsafe { (e.api().PyObject_Size)(obj) };
         if n < 0 { i64::from(take_python_error(&e)) } else { n as i64 }
-    }
-}
-
-export! {
-    /// Whether `obj` is callable: 1 or 0 (-2 if not started).
-    fn p4s_callable_p(obj: *mut PyObject) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        if obj.is_null() { return 0; }
-        // SAFETY: GIL held; `obj` live.
-        unsafe { (e.api().PyCallable_Check)(obj) }
-    }
-}
-
-export! {
-    /// `isinstance(obj, cls)`: 1, 0, -1 or -2.
-    fn p4s_isinstance(obj: *mut PyObject, cls: *mut PyObject) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        // SAFETY: GIL held; objects live.
-        let r = unsafe { (e.api().PyObject_IsInstance)(obj, cls) };
-        if r < 0 { take_python_error(&e) } else { r }
-    }
-}
-
-export! {
-    /// `a == b` in Python: 1, 0, -1 or -2.
-    fn p4s_equal(a: *mut PyObject, b: *mut PyObject) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        // SAFETY: GIL held; objects live; 2 is Py_EQ.
-        let r = unsafe { (e.api().PyObject_RichCompareBool)(a, b, 2) };
-        if r < 0 { take_python_error(&e) } else { r }
     }
 }
 

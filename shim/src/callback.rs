@@ -243,19 +243,6 @@ fn lisp_error_type(e: &Entry) -> *mut PyObject {
 }
 
 export! {
-    /// The exception class `py4cl2_cffi.LispError` (borrowed; valid until stop), raised in Python
-    /// for Lisp errors inside callbacks.
-    fn p4s_lisp_error_type() -> *mut PyObject, on_panic = std::ptr::null_mut(), {
-        let Some(e) = enter() else { return std::ptr::null_mut() };
-        let t = lisp_error_type(&e);
-        if t.is_null() {
-            take_python_error(&e);
-        }
-        t
-    }
-}
-
-export! {
     /// Inside a callback: raises `py4cl2_cffi.LispError(message)` in Python carrying the Lisp
     /// `handle` of the condition (attribute `lisp_handle`), then the callback returns NULL.
     /// When that exception comes back to Lisp, `p4s_error_lisp_handle` returns the handle; when

@@ -353,19 +353,6 @@ export! {
 }
 
 export! {
-    /// This thread's kept Python exception as a new reference (NULL if none). It stays kept.
-    fn p4s_error_object() -> *mut PyObject, on_panic = std::ptr::null_mut(), {
-        let Some(e) = enter() else { return std::ptr::null_mut() };
-        let v = kept_exception(&e);
-        if !v.is_null() {
-            // SAFETY: GIL held; `v` is live (we hold a reference).
-            unsafe { (e.api().Py_IncRef)(v) };
-        }
-        v
-    }
-}
-
-export! {
     /// Forgets this thread's kept Python exception.
     fn p4s_error_clear() -> (), on_panic = (), {
         if let Some(e) = enter() {
@@ -397,27 +384,6 @@ export! {
             (api.PyErr_SetObject)(t, msg);
             (api.Py_DecRef)(msg);
         }
-        P4S_OK
-    }
-}
-
-export! {
-    /// Raises the kept exception of this thread again in Python (inside a callback, to let a
-    /// Python error pass back through Lisp unchanged), and forgets it. Returns -2 if none.
-    fn p4s_error_restore() -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        let v = kept_exception(&e);
-        if v.is_null() {
-            set_last_error("no kept Python exception to restore");
-            return P4S_ERROR;
-        }
-        let api = e.api();
-        // SAFETY: GIL held; `v` is an exception instance; SetObject takes its own references.
-        unsafe {
-            let t = py4cl2_cffi_loader::ffi_types::ob_type(v);
-            (api.PyErr_SetObject)(t, v);
-        }
-        keep_exception(&e, std::ptr::null_mut());
         P4S_OK
     }
 }

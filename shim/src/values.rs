@@ -779,30 +779,6 @@ export! {
 }
 
 export! {
-    /// The UTF-8 text of str `obj`, borrowed from it (valid while `obj` lives); its byte length
-    /// goes to `len`. NULL on error (-1 in `len` for a Python error, -2 for a shim error).
-    fn p4s_str_utf8(obj: *mut PyObject, len: *mut i64) -> *const c_char, on_panic = std::ptr::null(), {
-        let Some(e) = enter() else {
-            if !len.is_null() {
-                // SAFETY: caller's out parameter.
-                unsafe { *len = i64::from(P4S_ERROR) };
-            }
-            return std::ptr::null();
-        };
-        let api = e.api();
-        let mut n = 0isize;
-        // SAFETY: GIL held; borrowed buffer cached in the str.
-        let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(obj, &mut n) };
-        let n = if p.is_null() { i64::from(take_python_error(&e)) } else { n as i64 };
-        if !len.is_null() {
-            // SAFETY: caller's out parameter.
-            unsafe { *len = n };
-        }
-        p
-    }
-}
-
-export! {
     /// The bytes of a bytes object `obj`, borrowed (valid while it lives); length to `len`.
     fn p4s_bytes_data(obj: *mut PyObject, len: *mut i64) -> *const c_char, on_panic = std::ptr::null(), {
         let Some(e) = enter() else { return std::ptr::null() };
