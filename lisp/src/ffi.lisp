@@ -175,9 +175,6 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %stop-busy-threads "p4s_stop_busy_threads" :int64 (out :pointer) (cap :int64))
 (define-shim %is-started "p4s_is_started" :int32)
 (define-shim %generation "p4s_generation" :uint64)
-(define-shim %version "p4s_version" :pointer)
-(define-shim %version-info "p4s_version_info" :int32 (major :pointer) (minor :pointer) (micro :pointer))
-(define-shim %pinned-libpython "p4s_pinned_libpython" :pointer)
 (define-shim %running-json "p4s_running_json" :pointer)
 
 ;;; Errors (errors.rs)
@@ -191,7 +188,6 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
   (lisp-handle :int64 :offset 48))
 (define-shim %error-describe "p4s_error_describe" :int32 (out :pointer))
 (define-shim %error-pending "p4s_error_pending" :int32)
-(define-shim %error-text "p4s_error_text" :pointer (part :int32))
 (define-shim %error-clear "p4s_error_clear" :void)
 (define-shim %error-set "p4s_error_set" :int32 (type :pointer) (message :pointer) (len :int64))
 
@@ -202,7 +198,6 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %decref-later "p4s_decref_later" :void (obj :pointer) (generation :uint64))
 (define-shim %decref "p4s_decref" :void (obj :pointer))
 (define-shim %incref "p4s_incref" :void (obj :pointer))
-(define-shim %decref-queue-length "p4s_decref_queue_length" :int64)
 (define-shim %threads-in-python "p4s_threads_in_python" :int64)
 (define-shim %set-thread-hooks "p4s_set_thread_hooks" :void (attach :pointer) (detach :pointer))
 
@@ -232,7 +227,6 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %tuple-from "p4s_tuple_from" :pointer (vals :pointer) (n :int64))
 (define-shim %list-from "p4s_list_from" :pointer (vals :pointer) (n :int64))
 (define-shim %dict-from "p4s_dict_from" :pointer (keys :pointer) (vals :pointer) (n :int64))
-(define-shim %set-from "p4s_set_from" :pointer (vals :pointer) (n :int64))
 (define-shim %items "p4s_items" :int64 (obj :pointer) (out :pointer) (n :int64) (scratch :pointer) (cap :int64))
 (define-shim %dict-items "p4s_dict_items" :int64 (obj :pointer) (keys :pointer) (vals :pointer) (n :int64) (scratch :pointer) (cap :int64))
 (define-shim %str-utf32 "p4s_str_utf32" :int64 (obj :pointer) (buf :pointer) (cap :int64))
@@ -247,15 +241,12 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %call-method-packed "p4s_call_method_packed" :int32
   (obj :pointer) (name :pointer) (args :pointer) (nargs :int64) (kwnames :pointer)
   (out :pointer) (scratch :pointer) (cap :int64))
-(define-shim %call "p4s_call" :pointer (callable :pointer) (args :pointer) (nargs :int64) (kwnames :pointer))
 (define-shim %lookup "p4s_lookup" :pointer (name :pointer) (len :int64))
 (define-shim %lookup-value "p4s_lookup_value" :int32 (name :pointer) (len :int64) (out :pointer) (scratch :pointer) (cap :int64))
 (define-shim %set-global "p4s_set_global" :int32 (name :pointer) (len :int64) (value :pointer))
 (define-shim %getattr-value "p4s_getattr_value" :int32 (obj :pointer) (name :pointer) (len :int64) (out :pointer) (scratch :pointer) (cap :int64))
 (define-shim %getattr "p4s_getattr" :pointer (obj :pointer) (name :pointer) (len :int64))
 (define-shim %setattr "p4s_setattr" :int32 (obj :pointer) (name :pointer) (len :int64) (value :pointer))
-(define-shim %getitem "p4s_getitem" :int32 (obj :pointer) (key :pointer) (out :pointer) (scratch :pointer) (cap :int64))
-(define-shim %setitem "p4s_setitem" :int32 (obj :pointer) (key :pointer) (value :pointer))
 (define-shim %exec "p4s_exec" :int32 (code :pointer) (len :int64) (globals :pointer) (locals :pointer))
 (define-shim %eval "p4s_eval" :int32 (code :pointer) (len :int64) (globals :pointer) (locals :pointer) (out :pointer) (scratch :pointer) (cap :int64))
 (define-shim %import "p4s_import" :pointer (name :pointer) (len :int64))
@@ -263,7 +254,6 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %type-name "p4s_type_name" :pointer (obj :pointer))
 (define-shim %type-of "p4s_type_of" :pointer (obj :pointer))
 (define-shim %str "p4s_str" :pointer (obj :pointer))
-(define-shim %len "p4s_len" :int64 (obj :pointer))
 
 ;;; Output (output.rs)
 (define-shim %set-output-handler "p4s_set_output_handler" :void (handler :pointer))
@@ -274,7 +264,6 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %set-callback-handler "p4s_set_callback_handler" :void (call :pointer) (release :pointer))
 (define-shim %make-callable "p4s_make_callable" :pointer (handle :int64) (name :pointer) (len :int64))
 (define-shim %error-set-lisp "p4s_error_set_lisp" :int32 (handle :int64) (message :pointer) (len :int64))
-(define-shim %error-lisp-handle "p4s_error_lisp_handle" :int64)
 
 ;;; Buffers (buffer.rs): {void *data; int64 len, itemsize; int32 ndim, readonly;
 ;;; const char *format; const int64 *shape, *strides; void *view;}

@@ -18,7 +18,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 static REPORT: Mutex<Option<CString>> = Mutex::new(None);
-static VERSION: Mutex<Option<CString>> = Mutex::new(None);
 /// Serialises starts and stops.
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 thread_local! {
@@ -29,10 +28,15 @@ thread_local! {
 /// The threads that place or withdraw a stop's interrupt requests, until they are joined.
 static INTERRUPTERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
+/// `p4s_start`: the interpreter was started (the same value as `P4S_OK`).
+pub const P4S_STARTED: i32 = 0;
 /// `p4s_start`: Python was already running that interpreter; nothing was done.
 pub const P4S_ALREADY_STARTED: i32 = 1;
 /// `p4s_start`: a dormant interpreter (soft-stopped) was resumed.
 pub const P4S_RESUMED: i32 = 2;
+/// `p4s_stop`: finalised and libpython unloaded; any version can start next (the same value
+/// as `P4S_OK`).
+pub const P4S_STOPPED_UNLOADED: i32 = 0;
 /// `p4s_stop`: soft stop; the interpreter is dormant and the same one resumes on start.
 pub const P4S_STOPPED_SOFT: i32 = 1;
 /// `p4s_stop`: finalised, but libpython stayed mapped (see the report).
@@ -115,10 +119,7 @@ export! {
         };
         match py4cl2_cffi_loader::start(&facts) {
             Ok(started) => {
-                let v = &started.runtime.facts.version;
-                *VERSION.lock().unwrap_or_else(|e| e.into_inner()) =
-                    CString::new(format!("{}.{}.{}", v.major, v.minor, v.patch)).ok();
-                if started.resumed { P4S_RESUMED } else { P4S_OK }
+                if started.resumed { P4S_RESUMED } else { P4S_STARTED }
             }
             Err(LoaderError::AlreadyStarted) => P4S_ALREADY_STARTED,
             Err(e) => {
@@ -272,7 +273,7 @@ export! {
                 );
                 *REPORT.lock().unwrap_or_else(|e| e.into_inner()) = CString::new(json).ok();
                 match r.kind {
-                    StopKind::Unloaded => P4S_OK,
+                    StopKind::Unloaded => P4S_STOPPED_UNLOADED,
                     StopKind::Soft => P4S_STOPPED_SOFT,
                     StopKind::Finalized => P4S_STOPPED_PINNED,
                 }
@@ -374,14 +375,6 @@ export! {
     /// an earlier start are stale when it changed.
     fn p4s_generation() -> u64, on_panic = 0, {
         py4cl2_cffi_loader::generation()
-    }
-}
-
-export! {
-    /// The running (or last started) Python's version as `X.Y.Z` (borrowed, static until the
-    /// next start); NULL before any start.
-    fn p4s_version() -> *const c_char, on_panic = std::ptr::null(), {
-        ptr_of(&VERSION)
     }
 }
 
