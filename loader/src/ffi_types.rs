@@ -2,7 +2,8 @@
 //!
 //! We do not use `pyo3-ffi`: its build script needs a Python interpreter at build time and emits
 //! link flags for libpython, and both are what this project avoids. Every layout below is the
-//! same in CPython 3.8 to 3.13 (checked against each version's headers under the pyenv prefixes);
+//! same in CPython 3.8 to 3.13 (checked against each version's headers under the pyenv prefixes; those
+//! read by [`ob_type`] and [`list_items`] also in 3.14 and 3.15);
 //! the header each comes from is named so a reader can check it.
 
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
@@ -30,6 +31,30 @@ pub unsafe fn ob_type(o: *mut PyObject) -> *mut PyObject {
     // SAFETY: the caller guarantees `o` is a live object; `ob_type` follows `ob_refcnt`
     // (one pointer-sized word) in `PyObject` for every supported version.
     unsafe { *(o as *const *mut PyObject).add(1) }
+}
+
+/// The live items of a list (`PyListObject`, cpython/listobject.h): its `ob_item` vector and
+/// its length `ob_size`, read from the object as `PyList_GET_ITEM`/`PyList_GET_SIZE` do. The
+/// layout (a variable-size header of three words, then `PyObject **ob_item`) is the same in a
+/// default build of CPython 3.8 to 3.15 (checked in each version's headers, Debian's
+/// libpython3.14-dev and libpython3.15-dev for the two newest); tuples differ from 3.14 (a
+/// cached hash precedes their items), so they are read through `PyTuple_GetItem`.
+///
+/// # Safety
+/// `o` must point to a live list, or an instance of a subclass of list, of a default (not
+/// free-threaded) build, and the GIL must be held. The pair is valid only until Python code
+/// runs: a caller that may run any re-reads it before each use.
+#[inline(always)]
+pub unsafe fn list_items(o: *mut PyObject) -> (*const *mut PyObject, Py_ssize_t) {
+    // SAFETY: the caller guarantees a live list: `ob_size` is the third word of its header and
+    // `ob_item` the fourth.
+    unsafe {
+        let words = o as *const usize;
+        (
+            *words.add(3) as *const *mut PyObject,
+            *words.add(2) as Py_ssize_t,
+        )
+    }
 }
 
 /// `PyGILState_STATE` (pystate.h): an enum passed back to `PyGILState_Release`.

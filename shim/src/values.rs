@@ -694,9 +694,20 @@ export! {
         let mut written = 0;
         let mut used = 0i64;
         for i in 0..count {
-            // SAFETY: index in range; borrowed item.
+            // SAFETY: GIL held, `seq` a live list or tuple; a borrowed item. A list's vector and
+            // length are read again for each item, and the index checked against that length,
+            // as PyList_GetItem would (converting an item runs no Python code, but this does
+            // not depend on it).
             let item = unsafe {
-                if is_list { (api.PyList_GetItem)(seq, i as isize) } else { (api.PyTuple_GetItem)(seq, i as isize) }
+                if is_list {
+                    let (items, len) = list_items(seq);
+                    if i as isize >= len {
+                        break;
+                    }
+                    *items.add(i as usize)
+                } else {
+                    (api.PyTuple_GetItem)(seq, i as isize)
+                }
             };
             // SAFETY: `out` has room for `n` ≥ `count` values; `scratch` for `cap` characters.
             status = unsafe { item_value(&e, item, &mut *out.add(i as usize), scratch, cap, &mut used) };
