@@ -9,6 +9,46 @@
 and a str result is copied there after it.")
 (defconstant +frame-bytes+ (+ (* (1+ +frame-slots+) +value-size+) (* 4 +scratch-chars+)))
 
+;;; The call frame of %PYCALL. SBCL puts it on the stack. ECL's CFFI would malloc and free it
+;;; around every call (with a GC'd pointer object each time: about 180 ns of a call), so there
+;;; each thread keeps one frame in a pthread key: a call takes it out for its duration (a call
+;;; nested inside it, from a Lisp callback or an interrupt, finds none and mallocs its own),
+;;; and puts it back; the key's destructor frees it when the thread ends.
+#+ecl
+(ffi:clines "
+#include <pthread.h>
+#include <stdlib.h>
+static pthread_key_t p4l_frame_key;
+static pthread_once_t p4l_frame_once = PTHREAD_ONCE_INIT;
+static void p4l_frame_key_make(void) { pthread_key_create(&p4l_frame_key, free); }")
+
+#+ecl
+(defun take-call-frame ()
+  "This thread's call frame (+FRAME-BYTES+), taken out of its key, or a new one."
+  (ffi:c-inline (+frame-bytes+) (:int64-t) :pointer-void
+                "({ void *f; pthread_once(&p4l_frame_once, p4l_frame_key_make);
+                    f = pthread_getspecific(p4l_frame_key);
+                    if (f) pthread_setspecific(p4l_frame_key, NULL); else f = malloc((size_t)#0);
+                    if (!f) FEerror(\"py4cl2-cffi: out of memory for a call frame\", 0);
+                    f; })"
+                :one-liner t :side-effects t))
+
+#+ecl
+(defun give-back-call-frame (frame)
+  "Puts FRAME back as this thread's call frame, or frees it when the thread has one again."
+  (ffi:c-inline (frame) (:pointer-void) :void
+                "{ void *f = #0; if (pthread_getspecific(p4l_frame_key)) free(f);
+                   else pthread_setspecific(p4l_frame_key, f); }"
+                :side-effects t)
+  nil)
+
+(defmacro with-call-frame ((var) &body body)
+  "Binds VAR to a call frame of +FRAME-BYTES+ for BODY (the stack on SBCL; the thread's frame
+on ECL)."
+  #-ecl `(cffi:with-foreign-pointer (,var +frame-bytes+) ,@body)
+  #+ecl `(let ((,var (take-call-frame)))
+           (unwind-protect (progn ,@body) (give-back-call-frame ,var))))
+
 ;;; Name cells: a Python name resolved once per epoch. The state vector is replaced as a whole
 ;;; (one atomic write), so threads racing to refresh a cell are harmless.
 (defstruct (name-cell (:constructor make-name-cell (name)) (:copier nil))
@@ -60,7 +100,7 @@ import-module), or any expression, evaluated."
 (defun eval-to-object (code)
   "A new reference to the value of the Python expression CODE."
   (cffi:with-foreign-pointer (out (+ +value-size+ (* 4 +scratch-chars+)))
-    (let ((scratch (cffi:inc-pointer out +value-size+)))
+    (let ((scratch (offset-pointer out +value-size+)))
       (check-status (with-utf8 (s n code)
                       (%eval s n (cffi:null-pointer) (cffi:null-pointer) out scratch +scratch-chars+)))
       (result-object out scratch))))
@@ -136,7 +176,7 @@ pythonized first."
 interned str, of the object CALLABLE), and decodes the result. SCRATCH has +SCRATCH-CHARS+
 characters for input strings, then for a str result."
   (declare (type fixnum cap-slots) (optimize speed))
-  (let ((i 0) (used 0) (keys '()) (out (cffi:inc-pointer vals (* cap-slots +value-size+))))
+  (let ((i 0) (used 0) (keys '()) (out (offset-pointer vals (* cap-slots +value-size+))))
     (declare (type fixnum i used))
     (unwind-protect
          (progn
@@ -188,9 +228,9 @@ crossing and nothing but the result allocated. Out-of-line helpers get the frame
   (declare (optimize speed (safety 0)))
   (if (or method *pythonizers*)
       (%pycall-general pointer args method)
-      (cffi:with-foreign-pointer (frame +frame-bytes+)
-        (let* ((out (cffi:inc-pointer frame (* +frame-slots+ +value-size+)))
-               (scratch (cffi:inc-pointer frame (* (1+ +frame-slots+) +value-size+)))
+      (with-call-frame (frame)
+        (let* ((out (offset-pointer frame (* +frame-slots+ +value-size+)))
+               (scratch (offset-pointer frame (* (1+ +frame-slots+) +value-size+)))
                (i 0) (used 0) (owned nil))
           (declare (type fixnum i used) (type boolean owned))
           ;; No UNWIND-PROTECT here (its cleanup closure would heap-allocate the counters):
@@ -206,9 +246,8 @@ crossing and nothing but the result allocated. Out-of-line helpers get the frame
                (let ((n (length x)))
                  (declare (type fixnum n))
                  (if (<= (+ used n) +scratch-chars+)
-                     (let ((dst (cffi:inc-pointer scratch (* 4 used))))
-                       (dotimes (k n)
-                         (setf (cffi:mem-aref dst :uint32 k) (char-code (schar x k))))
+                     (let ((dst (offset-pointer scratch (* 4 used))))
+                       (copy-string-to-utf32 x dst n)
                        (setf (v-tag frame i) +tag-str-utf32+ (v-aux frame i) 0
                              (v-a-pointer frame i) dst (v-b frame i) n)
                        (incf used n))
@@ -232,11 +271,7 @@ crossing and nothing but the result allocated. Out-of-line helpers get the frame
                     (let ((tag (v-tag out)))
                       (cond ((= tag +tag-str+)
                              (if (= 1 (v-aux out))
-                                 (let* ((n (v-b out))
-                                        (s (make-string n)))
-                                   (declare (type fixnum n))
-                                   (dotimes (k n s)
-                                     (setf (schar s k) (code-char (cffi:mem-aref scratch :uint32 k)))))
+                                 (scratch-string scratch (v-b out))
                                  (decode-result-at (address frame))))
                             ((= tag +tag-int+) (v-a out))
                             ((= tag +tag-float+) (v-a-double out))
@@ -280,11 +315,11 @@ CALL-WITH-BORROWED-ARRAYS in arrays.lisp)."
     (if (<= n +frame-slots+)
         (cffi:with-foreign-pointer (frame +frame-bytes+)
           (call-in-frame pointer method args frame +frame-slots+
-                         (cffi:inc-pointer frame (* (1+ +frame-slots+) +value-size+))))
+                         (offset-pointer frame (* (1+ +frame-slots+) +value-size+))))
         (let ((frame (cffi:foreign-alloc :uint8 :count (+ (* (1+ n) +value-size+) (* 4 +scratch-chars+)))))
           (unwind-protect
                (call-in-frame pointer method args frame n
-                              (cffi:inc-pointer frame (* (1+ n) +value-size+)))
+                              (offset-pointer frame (* (1+ n) +value-size+)))
             (cffi:foreign-free frame))))))
 
 (defun pycall (python-callable &rest args)
@@ -328,7 +363,7 @@ are keyword arguments (:foo-bar 1 → foo_bar=1). Signals a PYERROR when Python 
 (defun call-helper-object (name p n)
   "Calls helper NAME with N packed values at P; returns a new reference to the result."
   (cffi:with-foreign-pointer (out (+ +value-size+ (* 4 +scratch-chars+)))
-    (let ((scratch (cffi:inc-pointer out +value-size+)))
+    (let ((scratch (offset-pointer out +value-size+)))
       (check-status (%call-packed (helper-pointer name) p n (cffi:null-pointer) out scratch +scratch-chars+))
       (result-object out scratch))))
 
@@ -348,7 +383,7 @@ pythonized for BODY and released after)."
 
 (defmacro with-result-frame ((out scratch) &body body)
   `(cffi:with-foreign-pointer (,out (+ +value-size+ (* 4 +scratch-chars+)))
-     (let ((,scratch (cffi:inc-pointer ,out +value-size+)))
+     (let ((,scratch (offset-pointer ,out +value-size+)))
        ,@body)))
 
 (defun python-name-string (name)

@@ -83,8 +83,11 @@
   #+ecl (destructuring-bind (ecl-type c-type) (ecl-shim-type type)
           `(ext:with-backend
              :bytecodes (cffi:mem-ref ,p ,type (+ (* ,i +value-size+) ,offset))
-             :c/c++ (ffi:c-inline (,p (+ (* ,i +value-size+) ,offset)) (:pointer-void :int64-t)
-                                  ,ecl-type ,(format nil "*(~A*)((char*)#0+#1)" c-type)
+             ;; The offset is computed in C: ECL's generic * and + (through GMP) cost more than
+             ;; the access.
+             :c/c++ (ffi:c-inline (,p ,i) (:pointer-void :int64-t)
+                                  ,ecl-type ,(format nil "*(~A*)((char*)#0+#1*~D+~D)"
+                                                     c-type +value-size+ offset)
                                   :one-liner t))))
 
 #+ecl
@@ -94,9 +97,10 @@
       `(let ((,v ,new))
          (ext:with-backend
            :bytecodes (setf (cffi:mem-ref ,p ,type (+ (* ,i +value-size+) ,offset)) ,v)
-           :c/c++ (ffi:c-inline (,p (+ (* ,i +value-size+) ,offset) ,v)
+           :c/c++ (ffi:c-inline (,p ,i ,v)
                                 (:pointer-void :int64-t ,ecl-type) :void
-                                ,(format nil "*(~A*)((char*)#0+#1) = #2" c-type)
+                                ,(format nil "*(~A*)((char*)#0+#1*~D+~D) = #2"
+                                         c-type +value-size+ offset)
                                 :one-liner t :side-effects t))
          ,v))))
 
@@ -310,6 +314,43 @@ The string is kept from moving meanwhile (SBCL pins it; ECL's collector never mo
                      "__builtin_memcpy(#0, #1, (size_t)#2)" :one-liner t :side-effects t)
   #-(or sbcl ecl) (cffi:foreign-funcall "memcpy" :pointer to :pointer from :size count :pointer)
   nil)
+
+(defmacro offset-pointer (pointer offset)
+  "The foreign pointer OFFSET bytes after POINTER (CFFI:INC-POINTER; on ECL computed in C, not
+through generic arithmetic and a function call)."
+  #-ecl `(cffi:inc-pointer ,pointer ,offset)
+  #+ecl `(ext:with-backend
+           :bytecodes (cffi:inc-pointer ,pointer ,offset)
+           :c/c++ (ffi:c-inline (,pointer ,offset) (:pointer-void :int64-t) :pointer-void
+                                "(void*)((char*)#0 + #1)" :one-liner t)))
+
+(declaim (inline copy-string-to-utf32 utf32-to-string))
+(defun copy-string-to-utf32 (string pointer n)
+  "Writes the first N characters of STRING, a (SIMPLE-ARRAY CHARACTER (*)), as UTF-32 at
+POINTER."
+  (declare (type (simple-array character (*)) string) (type fixnum n)
+           (optimize speed (safety 0)))
+  ;; SBCL: a loop of stores beats a copy call for the short strings of the common case. ECL:
+  ;; its strings are arrays of 32-bit code points already, so one memcpy.
+  #-ecl (dotimes (k n) (setf (cffi:mem-aref pointer :uint32 k) (char-code (schar string k))))
+  #+ecl (ffi:c-inline (string pointer n) (:object :pointer-void :int64-t) :void
+                      "__builtin_memcpy(#1, (#0)->string.self, 4 * (size_t)#2)"
+                      :one-liner t :side-effects t)
+  nil)
+
+(defun utf32-to-string (pointer n)
+  "A fresh (SIMPLE-ARRAY CHARACTER (N)) of the N UTF-32 code points at POINTER (ECL: allocated
+and filled in C)."
+  (declare (type fixnum n) (optimize speed (safety 0)))
+  #+ecl (ffi:c-inline (pointer n) (:pointer-void :int64-t) :object
+                      "({ cl_object s = ecl_alloc_simple_extended_string((cl_index)#1);
+                          __builtin_memcpy(s->string.self, #0, 4 * (size_t)#1); s; })"
+                      :one-liner t)
+  #-ecl (let ((s (make-string n)))
+          (when (plusp n)
+            (with-utf32-storage (p s)
+              (copy-foreign-bytes pointer p (* 4 n))))
+          s))
 
 (defun foreign-utf8 (pointer &optional count)
   "The Lisp string of the UTF-8 text at POINTER (NUL-terminated, or COUNT bytes); NIL for NULL."

@@ -89,11 +89,7 @@ the object (valid during BODY; pass it to PYCALL, PYSLOT-VALUE...) and returns t
 (defun scratch-string (scratch n)
   "A fresh Lisp string of the N UTF-32 characters at SCRATCH."
   (declare (type fixnum n) (optimize speed (safety 0)))
-  (let ((s (make-string n)))
-    (when (plusp n)
-      (with-utf32-storage (p s)
-        (copy-foreign-bytes scratch p (* 4 n))))
-    s))
+  (utf32-to-string scratch n))
 
 ;;; How deep nested data may be. Both directions recurse on the Lisp stack, one level per
 ;;; container. Running out of stack where foreign code runs (malloc, the shim) cannot be
@@ -205,7 +201,7 @@ the buffer strings with aux = 1 were copied to (each at its offset), or NIL."
        (#.+tag-complex+ (complex (v-a-double p i) (v-b-double p i)))
        (#.+tag-str+ (if (= 1 (v-aux p i))
                         ;; Copied into SCRATCH, at character offset A.
-                        (scratch-string (cffi:inc-pointer scratch (* 4 (the value-index (v-a p i))))
+                        (scratch-string (offset-pointer scratch (* 4 (the value-index (v-a p i))))
                                         (v-b p i))
                         (take-object (v-a-pointer p i) tag (v-b p i))))
        (#.+tag-char+ (code-char (v-a p i)))
@@ -223,7 +219,7 @@ decoded in line when no lispifier is in effect (the common case of bulk data)."
         (cond ((= tag +tag-int+) (v-a p i))
               ((= tag +tag-float+) (v-a-double p i))
               ((and (= tag +tag-str+) (= 1 (v-aux p i)))
-               (scratch-string (cffi:inc-pointer scratch (* 4 (the value-index (v-a p i))))
+               (scratch-string (offset-pointer scratch (* 4 (the value-index (v-a p i))))
                                (v-b p i)))
               (t (decode-value p i scratch))))))
 
@@ -231,7 +227,7 @@ decoded in line when no lispifier is in effect (the common case of bulk data)."
   "Releases what the packed values START below END at VALS own (values not decoded)."
   (declare (type fixnum start end))
   (loop for j from start below end
-        do (%release-value (cffi:inc-pointer vals (* j +value-size+)))))
+        do (%release-value (offset-pointer vals (* j +value-size+)))))
 
 ;;; Partial conversions. Each packed value owns a reference until it is decoded, and decoding
 ;;; takes that ownership over from the moment it starts (DECODE-VALUE releases or keeps what it
@@ -264,9 +260,9 @@ the items."
     (unwind-protect
          (with-conversion-level (:to-lisp)
            (setf vals (cffi:foreign-alloc :uint8 :count (+ (* slots +value-size+) (* 4 chars)))
-                 scratch (cffi:inc-pointer vals (* slots +value-size+)))
+                 scratch (offset-pointer vals (* slots +value-size+)))
            (let* ((got (if dict
-                           (%dict-items pointer vals (cffi:inc-pointer vals (* room +value-size+)) len
+                           (%dict-items pointer vals (offset-pointer vals (* room +value-size+)) len
                                         scratch chars)
                            (%items pointer vals len scratch chars))))
              (declare (type fixnum got))
@@ -275,7 +271,7 @@ the items."
            (cond
              (dict
               (let ((table (make-hash-table :test 'equal :size (max 8 n)))
-                    (dvals (cffi:inc-pointer vals (* room +value-size+))))
+                    (dvals (offset-pointer vals (* room +value-size+))))
                 (loop while (< vals-done n)
                       do (let ((j vals-done))
                            (incf keys-done)
@@ -302,7 +298,7 @@ the items."
             (progn
               (when (< keys-done n) (release-values vals keys-done n))
               (when (< vals-done n)
-                (release-values (cffi:inc-pointer vals (* room +value-size+)) vals-done n)))
+                (release-values (offset-pointer vals (* room +value-size+)) vals-done n)))
             (when (< vals-done n) (release-values vals vals-done n)))
         (cffi:foreign-free vals))
       (%decref pointer))))

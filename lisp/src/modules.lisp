@@ -21,113 +21,6 @@ JSONDecoder -> JSON-DECODER (dots are kept)."
                (write-char (if (char= c #\_) #\- (char-upcase c)) out)))))
 
 ;;; What Python says about callables: one call per module tree (names, signatures, docs).
-(defparameter *module-info-code* "
-import sys as _sys, types as _types
-_m = _sys.modules.get('py4cl2_cffi') or _types.ModuleType('py4cl2_cffi')
-exec('''
-def _signature(o):
-    import inspect
-    try:
-        s = inspect.signature(o)
-    except Exception:
-        return None, None
-    params = []
-    for p in s.parameters.values():
-        d = p.default
-        if d is p.empty:
-            flag, value = 0, None
-        elif d is None or isinstance(d, (bool, int, float, str)):
-            flag, value = 1, d
-        else:
-            try:
-                flag, value = 2, repr(d)
-            except Exception:
-                flag, value = 2, '?'
-        params.append((p.name, int(p.kind), flag, value))
-    return str(s), params
-
-def _doc(o):
-    import inspect
-    try:
-        d = inspect.getdoc(o)
-    except Exception:
-        d = None
-    return d if isinstance(d, str) else None
-
-def _entry(name, o):
-    import inspect
-    s, params = _signature(o)
-    return (name, s, params, _doc(o), inspect.isclass(o))
-
-def module_info(name, submodules, ignore_errors):
-    import importlib, pkgutil, types, warnings
-    out = []
-    def walk(modname, subs):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                m = importlib.import_module(modname)
-        except BaseException as e:
-            if not ignore_errors or modname == name:
-                raise
-            return
-        funcs = []
-        for n in dir(m):
-            if n.startswith('_'):
-                continue
-            try:
-                o = getattr(m, n)
-            except Exception:
-                continue
-            if callable(o) and not isinstance(o, types.ModuleType):
-                funcs.append(_entry(n, o))
-        out.append((modname, funcs))
-        if subs is True or subs == 'hidden':
-            if hasattr(m, '__path__'):
-                for info in pkgutil.iter_modules(m.__path__):
-                    if info.name in ('tests', 'conftest', 'setup'):
-                        continue
-                    if subs == 'hidden' or not info.name.startswith('_'):
-                        walk(modname + '.' + info.name, subs)
-        elif subs:
-            for s in subs:
-                if isinstance(s, (list, tuple)):
-                    walk(modname + '.' + s[0], list(s[1:]))
-                else:
-                    walk(modname + '.' + s, None)
-    walk(name, submodules)
-    return out
-
-def function_info(module, name):
-    import importlib
-    if module:
-        o = getattr(importlib.import_module(module), name)
-    else:
-        import __main__, builtins
-        parts = name.split('.')
-        if hasattr(__main__, parts[0]):
-            o = getattr(__main__, parts[0])
-        elif hasattr(builtins, parts[0]):
-            o = getattr(builtins, parts[0])
-        else:
-            o = importlib.import_module(parts[0])
-        for p in parts[1:]:
-            o = getattr(o, p)
-    return _entry(name, o)
-''', _m.__dict__)
-_sys.modules['py4cl2_cffi'] = _m
-del _m, _sys, _types
-")
-
-(defvar *module-info-generation* 0)
-
-(defun ensure-module-info-code ()
-  (python-start-if-not-alive)
-  (unless (= *module-info-generation* (%generation))
-    (with-utf8 (s n *module-info-code*)
-      (check-status (%exec s n (cffi:null-pointer) (cffi:null-pointer))))
-    (setf *module-info-generation* (%generation))))
-
 (defun as-list (x) (if (listp x) x (coerce x 'list)))
 
 (defun normalize-entry (entry)
@@ -140,8 +33,8 @@ del _m, _sys, _types
           (eq classp t))))
 
 (defun module-info (name submodules continue-ignoring-errors)
-  "((MODULE-NAME (ENTRY...))...) for the module NAME and the SUBMODULES asked for."
-  (ensure-module-info-code)
+  "((MODULE-NAME (ENTRY...))...) for the module NAME and the SUBMODULES asked for (one call of
+_py4cl2_cffi.module_info, loader/src/helpers.py)."
   (let ((subs (cond ((null submodules) +py-none+)
                     ((eq submodules t) t)
                     ((eq submodules :hidden) "hidden")
@@ -149,13 +42,12 @@ del _m, _sys, _types
                                               (coerce (cons (string (car s)) (mapcar #'conv (cdr s))) 'simple-vector)
                                               (string s))))
                          (coerce (mapcar #'conv submodules) 'simple-vector))))))
-    (loop for (module entries) in (as-list (pycall "py4cl2_cffi.module_info" name subs
-                                                   (if continue-ignoring-errors t nil)))
+    (loop for (module entries) in (as-list (call-helper "module_info" name subs
+                                                        (if continue-ignoring-errors t nil)))
           collect (list module (mapcar #'normalize-entry (as-list entries))))))
 
 (defun function-info (module name)
-  (ensure-module-info-code)
-  (normalize-entry (as-list (pycall "py4cl2_cffi.function_info" (or module +py-none+) name))))
+  (normalize-entry (as-list (call-helper "function_info" (or module +py-none+) name))))
 
 ;;; Calling convention. One rule for every function defpyfun and defpymodule make, the same
 ;;; as PYCALL's: arguments are positional until the first keyword that is followed by another

@@ -6,30 +6,15 @@
 ;;; class whose lispifier gives the symbol +PYFOR-END+; inside WITH-REMOTE-OBJECTS the step
 ;;; compares wrappers instead.
 
-(defparameter *pyfor-code* "
-import sys as _sys, types as _types
-_m = _sys.modules.get('py4cl2_cffi') or _types.ModuleType('py4cl2_cffi')
-exec('''
-class _PyforEnd:
-    \"\"\"What next() returns to Lisp's pyfor when the iterator is exhausted.\"\"\"
-    __slots__ = ()
-    def __repr__(self):
-        return '<end of a pyfor iteration>'
-pyfor_end = _PyforEnd()
-''', _m.__dict__)
-_sys.modules['py4cl2_cffi'] = _m
-del _m, _sys, _types
-")
-
 (defconstant +pyfor-end+ '+pyfor-end+
   "What the end marker of a PYFOR iteration lispifies to.")
 
-(define-lispifier "py4cl2_cffi._PyforEnd" (pointer)
+(define-lispifier "_py4cl2_cffi._PyforEnd" (pointer)
   (declare (ignore pointer))
   +pyfor-end+)
 
 (defvar *pyfor-end* (cons -1 nil)
-  "(generation . wrapper of py4cl2_cffi.pyfor_end).")
+  "(generation . wrapper of _py4cl2_cffi.pyfor_end).")
 
 (defun pyfor-end ()
   "The wrapper of the end marker in the running Python (made on first use per start)."
@@ -39,9 +24,7 @@ del _m, _sys, _types
     (if (and (= (car entry) generation) (cdr entry))
         (cdr entry)
         (progn
-          (with-utf8 (s n *pyfor-code*)
-            (check-status (%exec s n (cffi:null-pointer) (cffi:null-pointer))))
-          (let ((end (let ((*remote-objects* t)) (pyvalue "py4cl2_cffi.pyfor_end"))))
+          (let ((end (let ((*remote-objects* t)) (pyvalue "_py4cl2_cffi.pyfor_end"))))
             (setf *pyfor-end* (cons generation end))
             end)))))
 

@@ -49,7 +49,7 @@ else made into an object first."
   (let ((n (length s)))
     (declare (type fixnum n))
     (if (<= (+ used n) cap)
-        (let ((dst (cffi:inc-pointer arena (* 4 used))))
+        (let ((dst (offset-pointer arena (* 4 used))))
           (typecase s
             ((simple-array character (*))
              (when (plusp n)
@@ -143,7 +143,7 @@ UNWIND-PROTECT, so nested conversions cost one frame per level)."
             (progn
               (setf ,p (cffi:foreign-alloc :uint8 :count (+ (* (max 1 ,n) +value-size+)
                                                            (* 4 (max 1 ,chars)))))
-              (let ((,arena (cffi:inc-pointer ,p (* (max 1 ,n) +value-size+)))
+              (let ((,arena (offset-pointer ,p (* (max 1 ,n) +value-size+)))
                     (,used 0))
                 (declare (type fixnum ,used))
                 (dolist (,v ,vals)
@@ -158,7 +158,7 @@ UNWIND-PROTECT, so nested conversions cost one frame per level)."
   "The new reference of the default Python object of the Lisp value X."
   (cffi:with-foreign-pointer (v (+ +value-size+ (* 4 (if (stringp x) (length x) 1))))
     (let ((*pythonizers* nil))
-      (pack-value x v 0 (cffi:inc-pointer v +value-size+) 0 (if (stringp x) (length x) 0)))
+      (pack-value x v 0 (offset-pointer v +value-size+) 0 (if (stringp x) (length x) 0)))
     (if (and (= (v-tag v) +tag-object+) (= (v-aux v) 1))
         (v-a-pointer v)
         (check-pointer (%from-value v)))))
@@ -220,7 +220,7 @@ UNWIND-PROTECT, so nested conversions cost one frame per level)."
     (let ((count (length keys)))
       (with-conversion-level (:to-python)
         (with-packed-values (p n) (nreconc keys (nreverse vals))
-          (check-pointer (%dict-from p (cffi:inc-pointer p (* count +value-size+)) count)))))))
+          (check-pointer (%dict-from p (offset-pointer p (* count +value-size+)) count)))))))
 
 (defmethod pythonize ((x function))
   (function-object x))

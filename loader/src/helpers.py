@@ -444,3 +444,112 @@ def generator(f, stop):
 def numpy_available():
     import importlib.util
     return importlib.util.find_spec("numpy") is not None
+
+
+# --- What defpyfun and defpymodule read about callables (lisp/src/modules.lisp) ---------------
+#
+# One call per module tree: names, signatures (parameter name, kind, and whether its default is
+# absent, a plain value or only a repr), docstrings and whether each is a class.
+
+def _signature(o):
+    import inspect
+    try:
+        s = inspect.signature(o)
+    except Exception:
+        return None, None
+    params = []
+    for p in s.parameters.values():
+        d = p.default
+        if d is p.empty:
+            flag, value = 0, None
+        elif d is None or isinstance(d, (bool, int, float, str)):
+            flag, value = 1, d
+        else:
+            try:
+                flag, value = 2, repr(d)
+            except Exception:
+                flag, value = 2, '?'
+        params.append((p.name, int(p.kind), flag, value))
+    return str(s), params
+
+def _doc(o):
+    import inspect
+    try:
+        d = inspect.getdoc(o)
+    except Exception:
+        d = None
+    return d if isinstance(d, str) else None
+
+def _entry(name, o):
+    import inspect
+    s, params = _signature(o)
+    return (name, s, params, _doc(o), inspect.isclass(o))
+
+def module_info(name, submodules, ignore_errors):
+    import importlib, pkgutil, types, warnings
+    out = []
+    def walk(modname, subs):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                m = importlib.import_module(modname)
+        except BaseException as e:
+            if not ignore_errors or modname == name:
+                raise
+            return
+        funcs = []
+        for n in dir(m):
+            if n.startswith('_'):
+                continue
+            try:
+                o = getattr(m, n)
+            except Exception:
+                continue
+            if callable(o) and not isinstance(o, types.ModuleType):
+                funcs.append(_entry(n, o))
+        out.append((modname, funcs))
+        if subs is True or subs == 'hidden':
+            if hasattr(m, '__path__'):
+                for info in pkgutil.iter_modules(m.__path__):
+                    if info.name in ('tests', 'conftest', 'setup'):
+                        continue
+                    if subs == 'hidden' or not info.name.startswith('_'):
+                        walk(modname + '.' + info.name, subs)
+        elif subs:
+            for s in subs:
+                if isinstance(s, (list, tuple)):
+                    walk(modname + '.' + s[0], list(s[1:]))
+                else:
+                    walk(modname + '.' + s, None)
+    walk(name, submodules)
+    return out
+
+def function_info(module, name):
+    import importlib
+    if module:
+        o = getattr(importlib.import_module(module), name)
+    else:
+        import __main__, builtins
+        parts = name.split('.')
+        if hasattr(__main__, parts[0]):
+            o = getattr(__main__, parts[0])
+        elif hasattr(builtins, parts[0]):
+            o = getattr(builtins, parts[0])
+        else:
+            o = importlib.import_module(parts[0])
+        for p in parts[1:]:
+            o = getattr(o, p)
+    return _entry(name, o)
+
+
+# --- The end marker of the iterate clause `pyfor` (lisp/src/pyfor.lisp) ----------------------
+
+class _PyforEnd:
+    """What next() returns to Lisp's pyfor when the iterator is exhausted."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "<end of a pyfor iteration>"
+
+
+pyfor_end = _PyforEnd()
