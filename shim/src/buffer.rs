@@ -42,6 +42,13 @@ pub struct P4sBuffer {
 export! {
     /// Gets the buffer of `obj` (read-only unless `writable` ≠ 0) into `out`, which must later
     /// be given to `p4s_buffer_release`. Returns 0, -1 (e.g. `TypeError`: not a buffer) or -2.
+    ///
+    /// Owns: the caller's `out`, holding a buffer view: give it to `p4s_buffer_release` exactly
+    ///   once; `data`, `format`, `shape`, `strides` are borrowed until then.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running); `out` untouched on failure.
     fn p4s_buffer_get(obj: *mut PyObject, writable: i32, out: *mut P4sBuffer) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         if obj.is_null() || out.is_null() {
@@ -76,6 +83,12 @@ export! {
 
 export! {
     /// Releases a buffer from `p4s_buffer_get` (and clears `view`); a second call is a no-op.
+    ///
+    /// Owns: releases the view held in `buf` and clears `buf.view`; NULL `buf` or a released one is
+    ///   a no-op.
+    /// GIL: takes it itself (nestable, any thread); Python must be running; when Python is not
+    ///   running the view is left (it died with the interpreter).
+    /// Fails: never; returns nothing.
     fn p4s_buffer_release(buf: *mut P4sBuffer) -> (), on_panic = (), {
         if buf.is_null() {
             return;
@@ -142,6 +155,10 @@ export! {
     /// Copies the elements of a held buffer in C (row-major) order into `dest`, which has room
     /// for `dest_len` bytes (it must be at least `len`). Works for any strides; one memcpy when
     /// the buffer is C-contiguous. Does not need the GIL. Returns 0 or -2.
+    ///
+    /// Owns: nothing: copies into the caller's `dest`.
+    /// GIL: not needed (the held view keeps the memory alive).
+    /// Fails: -2 (`p4s_last_error`) for NULL `buf`/`dest`, a released buffer or a too small `dest`.
     fn p4s_buffer_copy(buf: *const P4sBuffer, dest: *mut c_void, dest_len: i64) -> i32, on_panic = P4S_ERROR, {
         if buf.is_null() || dest.is_null() {
             set_last_error("p4s_buffer_copy: NULL argument");
@@ -192,6 +209,12 @@ export! {
     /// native `format` (`d f b B h H i I l L q Q ?`) and `ndim` extents in `shape` (C order), or
     /// one dimension if `ndim` is 0. Writable unless `readonly` ≠ 0. The memory must stay valid
     /// and unmoved while Python uses the view. New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`) to a memoryview that
+    ///   borrows the caller's memory: it must stay valid and unmoved while Python uses the view.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with a shim error for NULL `format`, NULL `data` with `nbytes` > 0, negative
+    ///   sizes or NULL `shape` with `ndim` > 0, or a kept Python exception.
     fn p4s_memoryview(data: *mut c_void, nbytes: i64, format: *const c_char, ndim: i32,
                       shape: *const i64, readonly: i32) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
@@ -244,6 +267,13 @@ export! {
     /// inline, other objects (strings too) as new references. `out` has room for `n` values, which must be at least the element count.
     /// Returns the element count, or -1 (Python error kept) / -2 (not such a buffer, too little
     /// room); on failure nothing is left owned in `out`.
+    ///
+    /// Owns: the caller's `out` values: new references for the non-scalar elements (release each
+    ///   with `p4s_release_value`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running); nothing is left owned in `out`.
     fn p4s_buffer_objects(buf: *const P4sBuffer, out: *mut P4sValue, n: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         if buf.is_null() || (out.is_null() && n > 0) {

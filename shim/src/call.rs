@@ -226,6 +226,14 @@ export! {
     /// value per name in `kwnames` (a tuple of str, borrowed, or NULL). The result is packed
     /// into `out` as by `p4s_to_value` (strings copied into `scratch`, `cap` UTF-32 characters,
     /// when they fit); `out` may be NULL to discard it. Returns 0, -1 (Python error kept) or -2.
+    ///
+    /// Owns: the caller's `out` value (a new reference in it for non-scalar results: release it
+    ///   with `p4s_release_value` or `p4s_decref` of `out.a`); a str copied into the caller's
+    ///   `scratch` instead when it fits; arguments are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_call_packed(callable: *mut PyObject, args: *const P4sValue, nargs: i64, kwnames: *mut PyObject,
                        out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
@@ -254,6 +262,14 @@ export! {
 export! {
     /// Calls method `name` (a str object, borrowed — intern it once) of `obj` with packed
     /// arguments, like [`p4s_call_packed`].
+    ///
+    /// Owns: the caller's `out` value (a new reference in it for non-scalar results: release it
+    ///   with `p4s_release_value` or `p4s_decref` of `out.a`); a str copied into the caller's
+    ///   `scratch` instead when it fits; arguments and `name` are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_call_method_packed(obj: *mut PyObject, name: *mut PyObject, args: *const P4sValue, nargs: i64,
                               kwnames: *mut PyObject, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
@@ -293,6 +309,12 @@ export! {
 export! {
     /// Calls `callable` with objects: `args` (`nargs` borrowed objects: positional, then the
     /// keyword values for `kwnames`, a tuple of str or NULL). New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`); arguments are
+    ///   borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_call(callable: *mut PyObject, args: *const *mut PyObject, nargs: i64, kwnames: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
         if callable.is_null() || nargs < 0 || (args.is_null() && nargs > 0) {
@@ -491,7 +513,12 @@ export! {
     /// Resolves a dotted name (`len` UTF-8 bytes): its first part in `__main__`'s globals, then
     /// builtins, then (for a dotted name) imported as a module; the rest as attributes
     /// (`"math.pi"`, `"str"`, `"os.path.join"` before `os` is imported). One crossing for the
-    /// whole policy. New reference or NULL.
+    /// whole policy.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_lookup(name: *const c_char, len: i64) -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
         // SAFETY: `name` valid for `len` (caller's contract).
@@ -508,6 +535,14 @@ export! {
 
 export! {
     /// Like [`p4s_lookup`], with the value packed into `out` as by `p4s_to_value`.
+    ///
+    /// Owns: the caller's `out` value (a new reference in it for non-scalar results: release it
+    ///   with `p4s_release_value` or `p4s_decref` of `out.a`); a str copied into the caller's
+    ///   `scratch` instead when it fits.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_lookup_value(name: *const c_char, len: i64, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         // SAFETY: `name` valid for `len` (caller's contract).
@@ -522,6 +557,12 @@ export! {
 export! {
     /// Binds global `name` (`len` UTF-8 bytes) in `__main__` to the packed `value`.
     /// Returns 0, -1 or -2.
+    ///
+    /// Owns: nothing returned; `__main__` keeps its own reference to the value.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_set_global(name: *const c_char, len: i64, value: *const P4sValue) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
@@ -549,6 +590,14 @@ export! {
 export! {
     /// Gets attribute `name` (`len` UTF-8 bytes) of `obj`, packed into `out` as by
     /// `p4s_to_value`. Returns 0, -1 or -2.
+    ///
+    /// Owns: the caller's `out` value (a new reference in it for non-scalar results: release it
+    ///   with `p4s_release_value` or `p4s_decref` of `out.a`); a str copied into the caller's
+    ///   `scratch` instead when it fits.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_getattr_value(obj: *mut PyObject, name: *const c_char, len: i64, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         // SAFETY: `name` valid for `len`.
@@ -563,6 +612,11 @@ export! {
 
 export! {
     /// Gets attribute `name` (`len` UTF-8 bytes) of `obj`. New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_getattr(obj: *mut PyObject, name: *const c_char, len: i64) -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
         // SAFETY: `name` valid for `len`.
@@ -581,6 +635,12 @@ export! {
 export! {
     /// Sets attribute `name` of `obj` to the packed `value`, or deletes it when `value` is NULL.
     /// Returns 0, -1 or -2.
+    ///
+    /// Owns: nothing returned; `obj` keeps its own reference to the value.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_setattr(obj: *mut PyObject, name: *const c_char, len: i64, value: *const P4sValue) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
@@ -606,6 +666,14 @@ export! {
 
 export! {
     /// `obj[key]` with a packed key, the result packed into `out`. Returns 0, -1 or -2.
+    ///
+    /// Owns: the caller's `out` value (a new reference in it for non-scalar results: release it
+    ///   with `p4s_release_value` or `p4s_decref` of `out.a`); a str copied into the caller's
+    ///   `scratch` instead when it fits.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_getitem(obj: *mut PyObject, key: *const P4sValue, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
@@ -625,6 +693,12 @@ export! {
 export! {
     /// `obj[key] = value` with packed key and value, or `del obj[key]` when `value` is NULL.
     /// Returns 0, -1 or -2.
+    ///
+    /// Owns: nothing returned; `obj` keeps its own reference to the value.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_setitem(obj: *mut PyObject, key: *const P4sValue, value: *const P4sValue) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
@@ -688,6 +762,12 @@ fn run(
 export! {
     /// Runs statements (`len` UTF-8 bytes) in `globals`/`locals` (NULL: `__main__`'s dict).
     /// Returns 0, -1 or -2.
+    ///
+    /// Owns: nothing returned; `globals`/`locals` are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_exec(code: *const c_char, len: i64, globals: *mut PyObject, locals: *mut PyObject) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let r = match run(&e, code, len, Py_file_input, globals, locals) {
@@ -706,6 +786,14 @@ export! {
 export! {
     /// Evaluates an expression (`len` UTF-8 bytes) in `globals`/`locals` (NULL: `__main__`'s
     /// dict), the value packed into `out`. Returns 0, -1 or -2.
+    ///
+    /// Owns: the caller's `out` value (a new reference in it for non-scalar results: release it
+    ///   with `p4s_release_value` or `p4s_decref` of `out.a`); a str copied into the caller's
+    ///   `scratch` instead when it fits; `globals`/`locals` are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_eval(code: *const c_char, len: i64, globals: *mut PyObject, locals: *mut PyObject,
                 out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
@@ -720,6 +808,11 @@ export! {
 export! {
     /// Imports module `name` (`len` UTF-8 bytes, dotted allowed). New reference to that module
     /// (the leaf of a dotted name) or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_import(name: *const c_char, len: i64) -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
         // SAFETY: `name` valid for `len` (caller's contract).
@@ -736,15 +829,11 @@ export! {
 }
 
 export! {
-    /// `__main__`'s globals dict (borrowed; valid until stop).
-    fn p4s_main_dict() -> *mut PyObject, on_panic = NULL, {
-        let Some(e) = enter() else { return NULL };
-        main_dict(e.api())
-    }
-}
-
-export! {
     /// The `None` object (borrowed; valid until stop).
+    ///
+    /// Owns: a borrowed reference, valid until Python stops.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with code `P4S_NOT_STARTED`, when Python is not running.
     fn p4s_none() -> *mut PyObject, on_panic = NULL, {
         let Some(e) = enter() else { return NULL };
         e.api()._Py_NoneStruct
@@ -759,6 +848,10 @@ export! {
     /// The qualified name of `obj`'s type: `int`, `numpy.ndarray`, `collections.OrderedDict`
     /// (builtins without a module). UTF-8, NUL-terminated, borrowed until the next call of this
     /// function on this thread; NULL on error.
+    ///
+    /// Owns: a borrowed UTF-8 string, valid until this thread's next `p4s_type_name`.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with a shim error (NULL `obj`, not running) or a kept Python exception.
     fn p4s_type_name(obj: *mut PyObject) -> *const c_char, on_panic = std::ptr::null(), {
         let Some(e) = enter() else { return std::ptr::null() };
         if obj.is_null() {
@@ -780,8 +873,13 @@ export! {
 
 export! {
     /// The type object of `obj` (borrowed): a cheap key for caching per-type decisions.
+    ///
+    /// Owns: a borrowed reference (the type lives at least as long as `obj`).
+    /// GIL: not needed: it reads `obj`'s type field; `obj` must be live.
+    /// Fails: NULL, with a shim error, for a NULL `obj`.
     fn p4s_type_of(obj: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
         if obj.is_null() {
+            set_last_error("p4s_type_of: NULL object");
             return NULL;
         }
         // SAFETY: `obj` is live (caller's contract); reading the type needs no GIL.
@@ -789,11 +887,11 @@ export! {
     }
 }
 
-/// A one-shot unary function call on an object, for the small helpers below.
-fn unary(obj: PyObj, f: impl FnOnce(&Api, PyObj) -> PyObj) -> PyObj {
+/// A one-shot unary function call on an object, for the export `what` below.
+fn unary(obj: PyObj, what: &str, f: impl FnOnce(&Api, PyObj) -> PyObj) -> PyObj {
     let Some(e) = enter() else { return NULL };
     if obj.is_null() {
-        set_last_error("NULL object");
+        set_last_error(&format!("{what}: NULL object"));
         return NULL;
     }
     let r = f(e.api(), obj);
@@ -804,85 +902,35 @@ fn unary(obj: PyObj, f: impl FnOnce(&Api, PyObj) -> PyObj) -> PyObj {
 }
 
 export! {
-    /// `repr(obj)`: new str reference or NULL.
-    fn p4s_repr(obj: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
-        // SAFETY: GIL held inside `unary`; `obj` live.
-        unary(obj, |api, o| unsafe { (api.PyObject_Repr)(o) })
-    }
-}
-
-export! {
     /// `str(obj)`: new str reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_str(obj: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
         // SAFETY: GIL held inside `unary`; `obj` live.
-        unary(obj, |api, o| unsafe { (api.PyObject_Str)(o) })
-    }
-}
-
-export! {
-    /// `iter(obj)`: new reference or NULL.
-    fn p4s_iter(obj: *mut PyObject) -> *mut PyObject, on_panic = NULL, {
-        // SAFETY: GIL held inside `unary`; `obj` live.
-        unary(obj, |api, o| unsafe { (api.PyObject_GetIter)(o) })
-    }
-}
-
-export! {
-    /// `next(iterator)` packed into `out`. Returns 0 for an item, 1 when exhausted, -1 or -2.
-    fn p4s_next(iterator: *mut PyObject, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        if iterator.is_null() {
-            set_last_error("p4s_next: NULL iterator");
-            return P4S_ERROR;
-        }
-        let api = e.api();
-        // SAFETY: GIL held; `iterator` is an iterator (else TypeError... PyIter_Next requires it).
-        let r = unsafe { (api.PyIter_Next)(iterator) };
-        // SAFETY: GIL held.
-        if r.is_null() && unsafe { (api.PyErr_Occurred)() }.is_null() {
-            return 1;
-        }
-        finish(&e, r, out, scratch, cap)
+        unary(obj, "p4s_str", |api, o| unsafe { (api.PyObject_Str)(o) })
     }
 }
 
 export! {
     /// `len(obj)`, or -1 (Python error kept) / -2.
+    ///
+    /// Owns: nothing.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_len(obj: *mut PyObject) -> i64, on_panic = i64::from(P4S_ERROR), {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
+        if obj.is_null() {
+            set_last_error("p4s_len: NULL object");
+            return i64::from(P4S_ERROR);
+        }
         // SAFETY: GIL held; `obj` live.
         let n = unsafe { (e.api().PyObject_Size)(obj) };
         if n < 0 { i64::from(take_python_error(&e)) } else { n as i64 }
-    }
-}
-
-export! {
-    /// Whether `obj` is callable: 1 or 0 (-2 if not started).
-    fn p4s_callable_p(obj: *mut PyObject) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        if obj.is_null() { return 0; }
-        // SAFETY: GIL held; `obj` live.
-        unsafe { (e.api().PyCallable_Check)(obj) }
-    }
-}
-
-export! {
-    /// `isinstance(obj, cls)`: 1, 0, -1 or -2.
-    fn p4s_isinstance(obj: *mut PyObject, cls: *mut PyObject) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        // SAFETY: GIL held; objects live.
-        let r = unsafe { (e.api().PyObject_IsInstance)(obj, cls) };
-        if r < 0 { take_python_error(&e) } else { r }
-    }
-}
-
-export! {
-    /// `a == b` in Python: 1, 0, -1 or -2.
-    fn p4s_equal(a: *mut PyObject, b: *mut PyObject) -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        // SAFETY: GIL held; objects live; 2 is Py_EQ.
-        let r = unsafe { (e.api().PyObject_RichCompareBool)(a, b, 2) };
-        if r < 0 { take_python_error(&e) } else { r }
     }
 }
 

@@ -7,7 +7,7 @@
 //! handler with `(handle, args tuple, kwargs dict or NULL)`, and masks traps again. When Python
 //! drops the function, the capsule's destructor tells Lisp to forget the handle.
 
-use crate::errors::take_python_error;
+use crate::errors::{set_last_error, take_python_error};
 use crate::gil::{self, enter, Entry};
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
@@ -38,6 +38,10 @@ struct CallbackData {
 export! {
     /// Registers the Lisp functions that run callbacks and forget handles (either may be NULL
     /// to unregister). Valid across restarts.
+    ///
+    /// Owns: nothing: the shim keeps the two function pointers, valid across restarts.
+    /// GIL: not needed.
+    /// Fails: never; returns nothing.
     fn p4s_set_callback_handler(call: Option<CallbackFn>, release: Option<ReleaseFn>) -> (), on_panic = (), {
         CALL.store(call.map_or(0, |f| f as usize), Ordering::Release);
         RELEASE.store(release.map_or(0, |f| f as usize), Ordering::Release);
@@ -187,6 +191,12 @@ fn set_runtime_error(api: &Api, msg: &str) {
 export! {
     /// Makes a Python function that calls the registered Lisp handler with `handle`. `name`
     /// (`len` UTF-8 bytes, may be NULL) becomes its `__name__`. New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`) to a function that
+    ///   keeps `handle` (the registered release handler is called with it when the function dies).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_make_callable(handle: i64, name: *const c_char, len: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         let api = e.api();
@@ -243,27 +253,25 @@ fn lisp_error_type(e: &Entry) -> *mut PyObject {
 }
 
 export! {
-    /// The exception class `py4cl2_cffi.LispError` (borrowed; valid until stop), raised in Python
-    /// for Lisp errors inside callbacks.
-    fn p4s_lisp_error_type() -> *mut PyObject, on_panic = std::ptr::null_mut(), {
-        let Some(e) = enter() else { return std::ptr::null_mut() };
-        let t = lisp_error_type(&e);
-        if t.is_null() {
-            take_python_error(&e);
-        }
-        t
-    }
-}
-
-export! {
     /// Inside a callback: raises `py4cl2_cffi.LispError(message)` in Python carrying the Lisp
     /// `handle` of the condition (attribute `lisp_handle`), then the callback returns NULL.
     /// When that exception comes back to Lisp, `p4s_error_lisp_handle` returns the handle; when
     /// Python drops the exception (swallowed, or cleared after Lisp read it), the registered
     /// release handler is called with `handle`, so Lisp can forget the condition.
+    ///
+    /// Owns: nothing returned; Python owns the exception it sets.
+    /// GIL: takes it itself (nestable, any thread); Python must be running; meant for a Lisp
+    ///   callback's thread, inside the callback.
+    /// Fails: -2 (`p4s_last_error`) when Python is not running or `message` is NULL with `len` > 0;
+    ///   when Python itself cannot make the exception, 0 with that error set in Python instead (the
+    ///   caller returns NULL either way).
     fn p4s_error_set_lisp(handle: i64, message: *const c_char, len: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
+        if len < 0 || (message.is_null() && len > 0) {
+            set_last_error("p4s_error_set_lisp: NULL message or negative length");
+            return P4S_ERROR;
+        }
         let t = lisp_error_type(&e);
         if t.is_null() {
             // The error of the failed lookup stays set: Python sees that instead.
@@ -310,6 +318,10 @@ export! {
     /// The Lisp handle carried by this thread's kept exception if it is a `LispError` raised by
     /// `p4s_error_set_lisp` (directly, or as the `__cause__`/`__context__` chain's first such
     /// error), else -1.
+    ///
+    /// Owns: nothing.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when there is no kept `LispError` or Python is not running.
     fn p4s_error_lisp_handle() -> i64, on_panic = -1, {
         let Some(e) = enter() else { return -1 };
         let v = crate::errors::kept_exception(&e);

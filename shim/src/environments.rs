@@ -33,6 +33,12 @@ export! {
     /// 0 the installer is stopped and nothing is kept. Returns JSON (`dir`, `python`,
     /// `manifest`, `created`, `seconds`), borrowed until the next call on any thread; NULL on
     /// failure with the reason in `p4s_last_error()`.
+    ///
+    /// Owns: a borrowed UTF-8 JSON string, valid until the next `p4s_env_ensure` on any thread.
+    /// GIL: not needed: Python is not started (the installer is a child process); `progress` runs
+    ///   on the calling thread.
+    /// Fails: NULL, with the reason in `p4s_last_error` (texts not UTF-8, no interpreter, an
+    ///   installer failure, stopped by `progress`).
     fn p4s_env_ensure(spec: *const c_char, spec_len: i64, requirements: *const c_char, req_len: i64, progress: Option<ProgressFn>) -> *const c_char, on_panic = std::ptr::null(), {
         static JSON: Mutex<Option<CString>> = Mutex::new(None);
         // SAFETY: the caller passes valid (pointer, length) pairs.

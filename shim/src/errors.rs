@@ -159,6 +159,10 @@ fn text_out(s: &[u8]) -> *const c_char {
 export! {
     /// This thread's last shim-level error message (UTF-8, NUL-terminated, borrowed until the
     /// next shim error on this thread). Empty if there was none.
+    ///
+    /// Owns: a borrowed UTF-8 string, valid until this thread's next shim error.
+    /// GIL: not needed.
+    /// Fails: never (an empty string when there was no error).
     fn p4s_last_error() -> *const c_char, on_panic = std::ptr::null(), {
         LAST_ERROR.with(|e| e.borrow().as_ptr())
     }
@@ -168,6 +172,10 @@ export! {
     /// The status code of this thread's last shim-level error: `P4S_ERROR` (-2, a bad argument
     /// or an internal error), `P4S_NOT_STARTED` (-3), `P4S_PINNED` (-4), `P4S_OTHER_RUNNING`
     /// (-5), `P4S_BUSY` (-6) or `P4S_REFUSED` (-7); 0 if there was none.
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed.
+    /// Fails: never.
     fn p4s_last_error_code() -> i32, on_panic = P4S_ERROR, {
         LAST_CODE.with(|k| k.get())
     }
@@ -199,6 +207,12 @@ export! {
     /// [`P4sErrorInfo`]). Returns 0, 1 when no exception is kept (`out` untouched), or -2.
     /// Runs no Python source, so it works at any recursion depth; a part that cannot be had
     /// (a failing `__str__`) is replaced by a note saying so.
+    ///
+    /// Owns: the caller's `out`: its texts are borrowed until this thread keeps or describes
+    ///   another exception.
+    /// GIL: takes it itself (nestable, any thread); Python must be running; when Python was stopped
+    ///   meanwhile it describes the exception from what was read when it was kept.
+    /// Fails: -2 (`p4s_last_error`) for a NULL `out`; 1 (not a failure) when no exception is kept.
     fn p4s_error_describe(out: *mut P4sErrorInfo) -> i32, on_panic = P4S_ERROR, {
         if out.is_null() {
             set_last_error("p4s_error_describe: NULL out");
@@ -319,6 +333,10 @@ fn formatted_traceback(e: &Entry, v: *mut PyObject) -> Option<Vec<u8>> {
 
 export! {
     /// Whether this thread has a kept Python exception: 1 yes, 0 no.
+    ///
+    /// Owns: nothing.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: never: 0 also when Python is not running.
     fn p4s_error_pending() -> i32, on_panic = 0, {
         match enter() {
             Some(e) => i32::from(!kept_exception(&e).is_null()),
@@ -333,6 +351,11 @@ export! {
     /// with the final `Type: message` line (as `traceback.format_exception` prints it).
     /// Returns UTF-8 text borrowed until the next `p4s_error_text` call on this thread, or NULL
     /// if there is no kept exception or `part` is unknown.
+    ///
+    /// Owns: a borrowed UTF-8 string, valid until this thread's next `p4s_error_text`.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL when no exception is kept, `part` is unknown, the text cannot be had, or Python
+    ///   is not running.
     fn p4s_error_text(part: i32) -> *const c_char, on_panic = std::ptr::null(), {
         let Some(e) = enter() else { return std::ptr::null() };
         let v = kept_exception(&e);
@@ -353,20 +376,12 @@ export! {
 }
 
 export! {
-    /// This thread's kept Python exception as a new reference (NULL if none). It stays kept.
-    fn p4s_error_object() -> *mut PyObject, on_panic = std::ptr::null_mut(), {
-        let Some(e) = enter() else { return std::ptr::null_mut() };
-        let v = kept_exception(&e);
-        if !v.is_null() {
-            // SAFETY: GIL held; `v` is live (we hold a reference).
-            unsafe { (e.api().Py_IncRef)(v) };
-        }
-        v
-    }
-}
-
-export! {
     /// Forgets this thread's kept Python exception.
+    ///
+    /// Owns: drops this thread's kept exception (the shim's reference to it).
+    /// GIL: takes it itself (nestable, any thread); Python must be running; a no-op when Python is
+    ///   not running.
+    /// Fails: never; returns nothing.
     fn p4s_error_clear() -> (), on_panic = (), {
         if let Some(e) = enter() {
             keep_exception(&e, std::ptr::null_mut());
@@ -378,9 +393,21 @@ export! {
     /// Sets the Python error indicator so that the Python code that called the current Lisp
     /// callback sees an exception: `exc_type` (borrowed; NULL means `RuntimeError`) with the
     /// UTF-8 `message` of `len` bytes. Use only inside a callback, then return NULL from it.
+    ///
+    /// Owns: nothing returned; Python owns the exception it sets; `exc_type` is borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running; meant for a Lisp
+    ///   callback's thread, inside the callback.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running); -2 also for a NULL `message` with `len` > 0 or a negative
+    ///   `len`.
     fn p4s_error_set(exc_type: *mut PyObject, message: *const c_char, len: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         let api = e.api();
+        if len < 0 || (message.is_null() && len > 0) {
+            set_last_error("p4s_error_set: NULL message or negative length");
+            return P4S_ERROR;
+        }
         let t = if exc_type.is_null() {
             // SAFETY: interpreter initialised; the variable holds the RuntimeError type.
             unsafe { py4cl2_cffi_loader::api::Api::read_pointer(api.PyExc_RuntimeError) }
@@ -397,27 +424,6 @@ export! {
             (api.PyErr_SetObject)(t, msg);
             (api.Py_DecRef)(msg);
         }
-        P4S_OK
-    }
-}
-
-export! {
-    /// Raises the kept exception of this thread again in Python (inside a callback, to let a
-    /// Python error pass back through Lisp unchanged), and forgets it. Returns -2 if none.
-    fn p4s_error_restore() -> i32, on_panic = P4S_ERROR, {
-        let Some(e) = enter() else { return P4S_ERROR };
-        let v = kept_exception(&e);
-        if v.is_null() {
-            set_last_error("no kept Python exception to restore");
-            return P4S_ERROR;
-        }
-        let api = e.api();
-        // SAFETY: GIL held; `v` is an exception instance; SetObject takes its own references.
-        unsafe {
-            let t = py4cl2_cffi_loader::ffi_types::ob_type(v);
-            (api.PyErr_SetObject)(t, v);
-        }
-        keep_exception(&e, std::ptr::null_mut());
         P4S_OK
     }
 }

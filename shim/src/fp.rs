@@ -32,6 +32,10 @@ export! {
     /// Tells the shim how the calling Lisp uses the floating-point unit. `flags` is 0 (restore
     /// the whole control state after every call, the default) or
     /// [`P4S_FP_X87_STAYS_MASKED`]. Needs no running Python. Returns 0.
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed (a process-wide setting).
+    /// Fails: never: returns 0.
     fn p4s_set_fp_policy(flags: i32) -> i32, on_panic = crate::P4S_ERROR, {
         X87_STAYS_MASKED.store(flags & P4S_FP_X87_STAYS_MASKED != 0, Ordering::Relaxed);
         crate::P4S_OK

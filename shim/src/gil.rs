@@ -417,6 +417,10 @@ export! {
     /// Registers the functions that attach a thread Python made to the Lisp runtime before
     /// Python calls Lisp on it (`attach` returns nonzero on success) and detach it afterwards;
     /// NULL for none (the Lisp runtime attaches foreign threads itself, as SBCL does).
+    ///
+    /// Owns: nothing: the shim keeps the two function pointers.
+    /// GIL: not needed.
+    /// Fails: never; returns nothing.
     fn p4s_set_thread_hooks(attach: Option<AttachFn>, detach: Option<DetachFn>) -> (), on_panic = (), {
         ATTACH.store(attach.map_or(0, |f| f as usize), Ordering::Release);
         DETACH.store(detach.map_or(0, |f| f as usize), Ordering::Release);
@@ -553,6 +557,10 @@ pub(crate) fn drain_now(e: &Entry) {
 export! {
     /// Takes the GIL for this thread and keeps it until the matching [`p4s_gil_release`];
     /// nestable. Returns 0, or -2 if Python is not started.
+    ///
+    /// Owns: one level of this thread's GIL hold: give it back with `p4s_gil_release`.
+    /// GIL: takes it and keeps it (nestable).
+    /// Fails: -2 with code `P4S_NOT_STARTED` when Python is not running.
     fn p4s_gil_acquire() -> i32, on_panic = crate::P4S_ERROR, {
         match enter() {
             Some(e) => {
@@ -570,6 +578,10 @@ export! {
 export! {
     /// Gives back one level taken by [`p4s_gil_acquire`]; the GIL is released when the count
     /// reaches zero. Returns 0, or -2 if this thread does not hold it through the shim.
+    ///
+    /// Owns: gives back one level taken by `p4s_gil_acquire`.
+    /// GIL: releases it when the count reaches zero.
+    /// Fails: -2 (`p4s_last_error`) when this thread holds no level, or Python is not running.
     fn p4s_gil_release() -> i32, on_panic = crate::P4S_ERROR, {
         // SAFETY: this thread holds an entry (checked next), which a stop waits for.
         let Some(rt) = (unsafe { py4cl2_cffi_loader::current() }) else {
@@ -589,6 +601,10 @@ export! {
 
 export! {
     /// The number of nested GIL holds of this thread through the shim (0: not held).
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed.
+    /// Fails: never.
     fn p4s_gil_depth() -> i32, on_panic = -1, {
         depth() as i32
     }
@@ -599,6 +615,10 @@ export! {
     /// queued and released by the next entry into Python. `generation` is the value of
     /// `p4s_generation()` when the reference was obtained; a reference whose interpreter was
     /// finalised is dropped silently (it died with it). NULL is ignored.
+    ///
+    /// Owns: takes over the caller's reference to `obj` (released by the next entry into Python).
+    /// GIL: not needed: safe from any thread (a Lisp finalizer), never blocks on the GIL.
+    /// Fails: never; a NULL `obj`, or one from a finalised interpreter, is ignored.
     fn p4s_decref_later(obj: *mut PyObject, generation: u64) -> (), on_panic = (), {
         if obj.is_null() || generation == 0 || generation > py4cl2_cffi_loader::generation() {
             return;
@@ -613,6 +633,11 @@ export! {
 
 export! {
     /// Releases a reference now (takes the GIL). NULL is ignored.
+    ///
+    /// Owns: takes over the caller's reference to `obj` and releases it.
+    /// GIL: takes it itself (nestable, any thread); Python must be running; a no-op when Python is
+    ///   not running.
+    /// Fails: never; NULL is ignored.
     fn p4s_decref(obj: *mut PyObject) -> (), on_panic = (), {
         if obj.is_null() {
             return;
@@ -626,6 +651,11 @@ export! {
 
 export! {
     /// Takes a new reference to `obj` (takes the GIL). NULL is ignored.
+    ///
+    /// Owns: gives the caller a new reference to `obj`.
+    /// GIL: takes it itself (nestable, any thread); Python must be running; a no-op when Python is
+    ///   not running.
+    /// Fails: never; NULL is ignored.
     fn p4s_incref(obj: *mut PyObject) -> (), on_panic = (), {
         if obj.is_null() {
             return;
@@ -639,6 +669,10 @@ export! {
 
 export! {
     /// The number of references waiting in the decref queue (for tests and diagnostics).
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed.
+    /// Fails: never.
     fn p4s_decref_queue_length() -> i64, on_panic = -1, {
         QUEUE.lock().unwrap_or_else(|e| e.into_inner()).len() as i64
     }
@@ -647,6 +681,10 @@ export! {
 export! {
     /// The number of threads other than the caller that are inside a call into Python now
     /// (for tests and diagnostics).
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed.
+    /// Fails: never.
     fn p4s_threads_in_python() -> i64, on_panic = -1, {
         let me = THREAD.with(|t| t.record.get());
         REGISTRY

@@ -87,6 +87,12 @@ export! {
     /// hands it over within the switch interval). Returns 1 when the request was placed, 0
     /// when no Python thread state has that identifier, or `P4S_ERROR` when Python is not
     /// started. A request still pending when the target leaves Python is withdrawn then.
+    ///
+    /// Owns: nothing.
+    /// GIL: takes it itself (nestable, any thread); Python must be running (so it waits while the
+    ///   target holds it); call it from another thread.
+    /// Fails: -2 (code `P4S_NOT_STARTED`) when Python is not running; 0 (not a failure) when no
+    ///   thread has that identifier.
     fn p4s_interrupt_thread(ident: u64) -> i32, on_panic = crate::P4S_ERROR, {
         let Some(e) = enter() else { return crate::P4S_ERROR };
         let api = e.api();
@@ -144,6 +150,11 @@ export! {
     /// Starts counting deliveries of signal `sig` (1–31) in front of the handler installed now
     /// (the Lisp runtime's), which still runs for each of them. Idempotent. Returns 0, or -2 for
     /// a signal number out of range or when the handler cannot be read or set.
+    ///
+    /// Owns: nothing: the shim's handler stays installed for the process.
+    /// GIL: not needed.
+    /// Fails: -2 (`p4s_last_error`) for a signal number out of range or a handler that cannot be
+    ///   read or set.
     fn p4s_observe_signal(sig: i32) -> i32, on_panic = crate::P4S_ERROR, {
         let Some(i) = usize::try_from(sig).ok().filter(|i| (1..OBSERVED).contains(i)) else {
             crate::errors::set_last_error("p4s_observe_signal: signal number out of range");
@@ -179,6 +190,10 @@ export! {
 export! {
     /// How many times signal `sig` was delivered since `p4s_observe_signal(sig)` (0 if not
     /// observed).
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed.
+    /// Fails: never: 0 for a signal not observed.
     fn p4s_signal_count(sig: i32) -> u64, on_panic = 0, {
         usize::try_from(sig).ok().filter(|i| *i < OBSERVED).map_or(0, |i| COUNTS[i].load(Ordering::SeqCst))
     }

@@ -15,6 +15,13 @@
 //!   text is [`errors::p4s_last_error`].
 //! - **Panics** never cross the boundary: each function is made by one macro that catches them
 //!   and turns them into a shim error.
+//! - **Each export's doc** ends with three lines: `Owns:` (who owns what it returns or fills
+//!   in), `GIL:` (whether it needs the GIL or takes it itself) and `Fails:` (its failure value
+//!   and where the error is kept). A pointer argument is checked: NULL is either documented as
+//!   allowed or refused with a shim error naming the function, never passed on to CPython.
+//! - **The contract** with the Lisp side is checked by `shim/tests/abi_contract.rs`: every
+//!   `define-shim` against these signatures, the Lisp constants against the `P4S_*` ones below
+//!   and in the modules, the `defcstruct`s against the structs' layouts, and the lines above.
 //! - **Strings** in are UTF-8 with explicit byte length, or UTF-32/Latin-1 code units with a
 //!   length in characters; strings out are copied into a caller buffer as UTF-32, or lent as
 //!   UTF-8 valid while the object lives.

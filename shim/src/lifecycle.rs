@@ -18,7 +18,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 static REPORT: Mutex<Option<CString>> = Mutex::new(None);
-static VERSION: Mutex<Option<CString>> = Mutex::new(None);
 /// Serialises starts and stops.
 static LIFECYCLE: Mutex<()> = Mutex::new(());
 thread_local! {
@@ -29,10 +28,15 @@ thread_local! {
 /// The threads that place or withdraw a stop's interrupt requests, until they are joined.
 static INTERRUPTERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
+/// `p4s_start`: the interpreter was started (the same value as `P4S_OK`).
+pub const P4S_STARTED: i32 = 0;
 /// `p4s_start`: Python was already running that interpreter; nothing was done.
 pub const P4S_ALREADY_STARTED: i32 = 1;
 /// `p4s_start`: a dormant interpreter (soft-stopped) was resumed.
 pub const P4S_RESUMED: i32 = 2;
+/// `p4s_stop`: finalised and libpython unloaded; any version can start next (the same value
+/// as `P4S_OK`).
+pub const P4S_STOPPED_UNLOADED: i32 = 0;
 /// `p4s_stop`: soft stop; the interpreter is dormant and the same one resumes on start.
 pub const P4S_STOPPED_SOFT: i32 = 1;
 /// `p4s_stop`: finalised, but libpython stayed mapped (see the report).
@@ -94,6 +98,10 @@ export! {
     /// the process keeps another interpreter (a fresh process is needed), `P4S_OTHER_RUNNING`
     /// when another interpreter is running, else `P4S_ERROR` (a missing or wrong libpython, an
     /// unknown spec...). A failed start leaves Python stopped.
+    ///
+    /// Owns: the process's interpreter (stop it with `p4s_stop`).
+    /// GIL: not needed; serialised with other starts and stops.
+    /// Fails: -2, the reason in `p4s_last_error` and its code in `p4s_last_error_code` (see above).
     fn p4s_start(spec: *const c_char, len: i64) -> i32, on_panic = P4S_ERROR, {
         let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
         let spec = match spec_of(spec, len) {
@@ -115,10 +123,7 @@ export! {
         };
         match py4cl2_cffi_loader::start(&facts) {
             Ok(started) => {
-                let v = &started.runtime.facts.version;
-                *VERSION.lock().unwrap_or_else(|e| e.into_inner()) =
-                    CString::new(format!("{}.{}.{}", v.major, v.minor, v.patch)).ok();
-                if started.resumed { P4S_RESUMED } else { P4S_OK }
+                if started.resumed { P4S_RESUMED } else { P4S_STARTED }
             }
             Err(LoaderError::AlreadyStarted) => P4S_ALREADY_STARTED,
             Err(e) => {
@@ -206,6 +211,10 @@ export! {
     /// deadline (their identifiers are in the message; nothing was stopped); `P4S_REFUSED`
     /// when called while this thread holds the GIL (inside `with-python-gil` or a Lisp function
     /// Python called), during another stop, or to finalise while Python threads run.
+    ///
+    /// Owns: ends the interpreter; references from before it are stale (see `p4s_generation`).
+    /// GIL: must be called without holding the GIL (else `P4S_REFUSED`); serialised with starts.
+    /// Fails: -2, the reason in `p4s_last_error` and its code in `p4s_last_error_code` (see above).
     fn p4s_stop(flags: i32, timeout_ms: i64) -> i32, on_panic = P4S_ERROR, {
         let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
         if !py4cl2_cffi_loader::is_running() {
@@ -272,7 +281,7 @@ export! {
                 );
                 *REPORT.lock().unwrap_or_else(|e| e.into_inner()) = CString::new(json).ok();
                 match r.kind {
-                    StopKind::Unloaded => P4S_OK,
+                    StopKind::Unloaded => P4S_STOPPED_UNLOADED,
                     StopKind::Soft => P4S_STOPPED_SOFT,
                     StopKind::Finalized => P4S_STOPPED_PINNED,
                 }
@@ -293,6 +302,10 @@ export! {
     /// After `p4s_stop` failed with `P4S_BUSY` on this thread: copies the Python identifiers of
     /// the threads that were still inside Python into `out` (room for `cap`) and returns how
     /// many there were.
+    ///
+    /// Owns: nothing: copies into the caller's `out` (NULL to get the count only).
+    /// GIL: not needed.
+    /// Fails: never.
     fn p4s_stop_busy_threads(out: *mut u64, cap: i64) -> i64, on_panic = -1, {
         BUSY.with(|b| {
             let b = b.borrow();
@@ -312,6 +325,10 @@ export! {
     /// `p4s_config_json`): what the Lisp side's configuration variables then describe.
     /// Borrowed until the next call on any thread; NULL (code `P4S_NOT_STARTED`) when Python
     /// is not running.
+    ///
+    /// Owns: a borrowed UTF-8 JSON string, valid until the next call on any thread.
+    /// GIL: not needed (reads the facts kept at start).
+    /// Fails: NULL with code `P4S_NOT_STARTED` when Python is not running.
     fn p4s_running_json() -> *const c_char, on_panic = std::ptr::null(), {
         static JSON: Mutex<Option<CString>> = Mutex::new(None);
         let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
@@ -357,6 +374,10 @@ export! {
     /// `finalized`), `pinned`, `reason`, `unloaded` and `remaining` (file lists) and
     /// `dropped_modules` (what a soft stop removed from `sys.modules`). Borrowed until the next
     /// stop; NULL before any stop.
+    ///
+    /// Owns: a borrowed UTF-8 JSON string, valid until the next stop.
+    /// GIL: not needed.
+    /// Fails: NULL before any stop.
     fn p4s_stop_report() -> *const c_char, on_panic = std::ptr::null(), {
         ptr_of(&REPORT)
     }
@@ -364,6 +385,10 @@ export! {
 
 export! {
     /// 1 if Python is running, else 0.
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed.
+    /// Fails: never.
     fn p4s_is_started() -> i32, on_panic = 0, {
         i32::from(py4cl2_cffi_loader::is_running())
     }
@@ -372,22 +397,22 @@ export! {
 export! {
     /// Counts starts in this process (0 before the first): references and cached lookups from
     /// an earlier start are stale when it changed.
+    ///
+    /// Owns: nothing.
+    /// GIL: not needed.
+    /// Fails: never.
     fn p4s_generation() -> u64, on_panic = 0, {
         py4cl2_cffi_loader::generation()
     }
 }
 
 export! {
-    /// The running (or last started) Python's version as `X.Y.Z` (borrowed, static until the
-    /// next start); NULL before any start.
-    fn p4s_version() -> *const c_char, on_panic = std::ptr::null(), {
-        ptr_of(&VERSION)
-    }
-}
-
-export! {
     /// The running Python's `sys.version_info` parts into the three pointers (any may be
     /// NULL). Returns 0, or -2 if Python is not running.
+    ///
+    /// Owns: nothing: writes the caller's integers (any pointer may be NULL).
+    /// GIL: not needed (reads the facts kept at start).
+    /// Fails: -2 with code `P4S_NOT_STARTED` when Python is not running.
     fn p4s_version_info(major: *mut i32, minor: *mut i32, micro: *mut i32) -> i32, on_panic = P4S_ERROR, {
         // SAFETY: only the facts are read, under the lifecycle lock, so no stop overlaps.
         let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|e| e.into_inner());
@@ -410,6 +435,10 @@ export! {
 export! {
     /// If an earlier stop left libpython mapped, or a soft stop keeps it dormant: its path
     /// (UTF-8, borrowed until the next call); NULL when the process can start any version.
+    ///
+    /// Owns: a borrowed UTF-8 path, valid until the next call on any thread.
+    /// GIL: not needed.
+    /// Fails: never: NULL means nothing is pinned.
     fn p4s_pinned_libpython() -> *const c_char, on_panic = std::ptr::null(), {
         static PINNED: Mutex<Option<CString>> = Mutex::new(None);
         let mut g = PINNED.lock().unwrap_or_else(|e| e.into_inner());
@@ -426,6 +455,10 @@ export! {
     /// `warnings`, and `environment` (what an environment made by py4cl2-cffi was made for, or
     /// null). Does not start Python and writes nothing but the facts cache. Borrowed until the next call on
     /// any thread; NULL on failure with the reason in `p4s_last_error()`.
+    ///
+    /// Owns: a borrowed UTF-8 JSON string, valid until the next call on any thread.
+    /// GIL: not needed: Python is not started.
+    /// Fails: NULL, with the reason in `p4s_last_error`.
     fn p4s_config_json(spec: *const c_char, len: i64) -> *const c_char, on_panic = std::ptr::null(), {
         static JSON: Mutex<Option<CString>> = Mutex::new(None);
         let spec = match spec_of(spec, len) {

@@ -51,6 +51,10 @@ static mut ROUTE_DEF: PyMethodDef = PyMethodDef {
 
 export! {
     /// Registers the Lisp function that receives captured output (NULL to unregister).
+    ///
+    /// Owns: nothing: the shim keeps the function pointer.
+    /// GIL: not needed.
+    /// Fails: never; returns nothing.
     fn p4s_set_output_handler(handler: Option<OutputFn>) -> (), on_panic = (), {
         HANDLER.store(handler.map_or(0, |f| f as usize), Ordering::Release);
     }
@@ -59,6 +63,10 @@ export! {
 export! {
     /// Registers the Lisp function that names the calling Lisp thread's current output
     /// streams with a route handle (NULL to unregister: threads then get route 0).
+    ///
+    /// Owns: nothing: the shim keeps the function pointer.
+    /// GIL: not needed.
+    /// Fails: never; returns nothing.
     fn p4s_set_route_handler(handler: Option<RouteFn>) -> (), on_panic = (), {
         ROUTE.store(handler.map_or(0, |f| f as usize), Ordering::Release);
     }
@@ -281,6 +289,12 @@ fn uninstall(e: &Entry, stream: i32) -> i32 {
 export! {
     /// Starts (`on` ≠ 0) or stops capturing `stream` (1: `sys.stdout`, 2: `sys.stderr`) into the
     /// registered handler. Stopping puts the original stream back. Returns 0, -1 or -2.
+    ///
+    /// Owns: nothing: the capturing stream lives in Python's `sys` until stopped.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running); -2 also for a `stream` other than 1 or 2.
     fn p4s_capture_output(stream: i32, on: i32) -> i32, on_panic = P4S_ERROR, {
         if stream != 1 && stream != 2 {
             set_last_error("p4s_capture_output: stream must be 1 (stdout) or 2 (stderr)");

@@ -81,7 +81,7 @@ impl P4sValue {
 }
 
 /// Makes a new Python object from a packed value (GIL held). NULL with a Python error set on
-/// failure (for an unknown tag: a `TypeError`).
+/// failure (for an unknown tag, or a NULL data pointer with a length: a `TypeError`).
 ///
 /// # Safety
 /// Pointers inside `v` must be valid for the lengths it gives.
@@ -89,6 +89,15 @@ pub(crate) unsafe fn from_value(api: &Api, v: &P4sValue) -> *mut PyObject {
     // SAFETY: (for the whole body) the GIL is held by the caller; data pointers are valid for
     // their lengths (caller's contract); every constructor returns a new reference or NULL.
     unsafe {
+        if matches!(
+            v.tag,
+            P4S_STR_UTF32 | P4S_STR_LATIN1 | P4S_STR_UTF8 | P4S_BYTES | P4S_INT_HEX
+        ) && v.a == 0
+            && (v.b != 0 || v.tag == P4S_INT_HEX)
+        {
+            set_type_error(api, "NULL data pointer in a value passed to py4cl2-cffi");
+            return std::ptr::null_mut();
+        }
         match v.tag {
             P4S_NONE => {
                 (api.Py_IncRef)(api._Py_NoneStruct);
@@ -453,6 +462,12 @@ export! {
     /// Makes a new object from one packed value. Arguments: `v` points to a value whose data
     /// pointers are valid for their lengths. Returns a new reference, or NULL (Python error
     /// kept, or -2 style shim error if not started).
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`); an object inside
+    ///   `v` is borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_from_value(v: *const P4sValue) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         if v.is_null() {
@@ -472,6 +487,14 @@ export! {
     /// Converts `obj` (borrowed) to a packed value in `out`: scalars inline, a str copied into
     /// `scratch` (UTF-32, `cap` characters) when it fits, other objects as a new reference in
     /// `out.a` with their kind in `out.tag`. Returns 0, -1 (Python error kept) or -2.
+    ///
+    /// Owns: the caller's `out` value (a new reference in it for non-scalar results: release it
+    ///   with `p4s_release_value` or `p4s_decref` of `out.a`); a str copied into the caller's
+    ///   `scratch` instead when it fits; `obj` is borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_to_value(obj: *mut PyObject, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         if obj.is_null() || out.is_null() {
@@ -528,6 +551,12 @@ fn build_sequence(vals: *const P4sValue, n: i64, list: bool) -> *mut PyObject {
 
 export! {
     /// A new tuple of `n` packed values (objects in them are borrowed). New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`); objects inside the
+    ///   values are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_tuple_from(vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         build_sequence(vals, n, false)
     }
@@ -535,6 +564,12 @@ export! {
 
 export! {
     /// A new list of `n` packed values (objects in them are borrowed). New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`); objects inside the
+    ///   values are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_list_from(vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         build_sequence(vals, n, true)
     }
@@ -542,6 +577,12 @@ export! {
 
 export! {
     /// A new dict from `n` key and value pairs of packed values. New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`); objects inside the
+    ///   values are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_dict_from(keys: *const P4sValue, vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         let api = e.api();
@@ -578,6 +619,12 @@ export! {
 
 export! {
     /// A new set of `n` packed values. New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`); objects inside the
+    ///   values are borrowed.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_set_from(vals: *const P4sValue, n: i64) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         let api = e.api();
@@ -617,6 +664,13 @@ export! {
     /// references. So a list of short strings converts in this one crossing. Returns the number
     /// of items written (at most `n`), or -1 (Python error kept) / -2. Needs a started Python
     /// (takes the GIL itself); on an error nothing is left owned in `out`.
+    ///
+    /// Owns: the caller's `out` values: new references for the items not inline or in `scratch`
+    ///   (release each with `p4s_release_value`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running); nothing is left owned in `out`.
     fn p4s_items(obj: *mut PyObject, out: *mut P4sValue, n: i64, scratch: *mut u32, cap: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
@@ -724,6 +778,13 @@ export! {
     /// Converts the pairs of dict `obj` into `keys` and `vals` (room for `n` each), like
     /// [`p4s_items`], keys' and values' strings sharing `scratch` (room for `cap` characters).
     /// Returns the number of pairs written, or -1 / -2; on an error nothing is left owned.
+    ///
+    /// Owns: the caller's `keys` and `vals` values: new references for those not inline or in
+    ///   `scratch` (release each with `p4s_release_value`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running); nothing is left owned in `keys`/`vals`.
     fn p4s_dict_items(obj: *mut PyObject, keys: *mut P4sValue, vals: *mut P4sValue, n: i64, scratch: *mut u32, cap: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
@@ -771,9 +832,19 @@ export! {
 export! {
     /// Copies str `obj` as UTF-32 into `buf` (room for `cap` characters). Returns its length in
     /// characters (copied only if ≤ `cap`), or -1 / -2.
+    ///
+    /// Owns: nothing: copies into the caller's `buf` (NULL, or too small, to get the length only).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: -1 when Python raised (the exception kept for this thread: `p4s_error_*`), -2 for a
+    ///   shim error (message in `p4s_last_error`, code in `p4s_last_error_code`: `P4S_NOT_STARTED`
+    ///   if Python is not running).
     fn p4s_str_utf32(obj: *mut PyObject, buf: *mut u32, cap: i64) -> i64, on_panic = i64::from(P4S_ERROR), {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
+        if obj.is_null() {
+            crate::errors::set_last_error("p4s_str_utf32: NULL object");
+            return i64::from(P4S_ERROR);
+        }
         // SAFETY: GIL held; `obj` live.
         let len = unsafe { (api.PyUnicode_GetLength)(obj) } as i64;
         if len < 0 {
@@ -790,34 +861,20 @@ export! {
 }
 
 export! {
-    /// The UTF-8 text of str `obj`, borrowed from it (valid while `obj` lives); its byte length
-    /// goes to `len`. NULL on error (-1 in `len` for a Python error, -2 for a shim error).
-    fn p4s_str_utf8(obj: *mut PyObject, len: *mut i64) -> *const c_char, on_panic = std::ptr::null(), {
-        let Some(e) = enter() else {
-            if !len.is_null() {
-                // SAFETY: caller's out parameter.
-                unsafe { *len = i64::from(P4S_ERROR) };
-            }
-            return std::ptr::null();
-        };
-        let api = e.api();
-        let mut n = 0isize;
-        // SAFETY: GIL held; borrowed buffer cached in the str.
-        let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(obj, &mut n) };
-        let n = if p.is_null() { i64::from(take_python_error(&e)) } else { n as i64 };
-        if !len.is_null() {
-            // SAFETY: caller's out parameter.
-            unsafe { *len = n };
-        }
-        p
-    }
-}
-
-export! {
     /// The bytes of a bytes object `obj`, borrowed (valid while it lives); length to `len`.
+    ///
+    /// Owns: a pointer borrowed from `obj`, valid while `obj` lives; `len` (may be NULL) gets the
+    ///   length.
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_bytes_data(obj: *mut PyObject, len: *mut i64) -> *const c_char, on_panic = std::ptr::null(), {
         let Some(e) = enter() else { return std::ptr::null() };
         let api = e.api();
+        if obj.is_null() {
+            crate::errors::set_last_error("p4s_bytes_data: NULL object");
+            return std::ptr::null();
+        }
         let mut p: *mut c_char = std::ptr::null_mut();
         let mut n = 0isize;
         // SAFETY: GIL held; borrowed buffer.
@@ -835,8 +892,17 @@ export! {
 
 export! {
     /// A new str holding int `obj` in hexadecimal (`-0x1f` style). New reference or NULL.
+    ///
+    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`).
+    /// GIL: takes it itself (nestable, any thread); Python must be running.
+    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
+    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
     fn p4s_long_to_hex(obj: *mut PyObject) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
+        if obj.is_null() {
+            crate::errors::set_last_error("p4s_long_to_hex: NULL object");
+            return std::ptr::null_mut();
+        }
         // SAFETY: GIL held.
         let s = unsafe { (e.api().PyNumber_ToBase)(obj, 16) };
         if s.is_null() {
@@ -849,6 +915,11 @@ export! {
 export! {
     /// Releases the reference a result value owns (strings not copied, containers, objects);
     /// scalars are left alone. Use it to drop values from `p4s_items` you do not keep.
+    ///
+    /// Owns: releases the reference `v` owns, if any (`v` itself stays the caller's).
+    /// GIL: takes it itself (nestable, any thread); Python must be running; a no-op when Python is
+    ///   not running.
+    /// Fails: never; NULL is ignored.
     fn p4s_release_value(v: *const P4sValue) -> (), on_panic = (), {
         if v.is_null() {
             return;
