@@ -611,28 +611,6 @@ export! {
 }
 
 export! {
-    /// Gets attribute `name` (`len` UTF-8 bytes) of `obj`. New reference or NULL.
-    ///
-    /// Owns: a new reference (release it with `p4s_decref`/`p4s_decref_later`).
-    /// GIL: takes it itself (nestable, any thread); Python must be running.
-    /// Fails: NULL, with the Python exception kept for this thread (`p4s_error_*`) or a shim error
-    ///   (`p4s_last_error`; code `P4S_NOT_STARTED` if Python is not running).
-    fn p4s_getattr(obj: *mut PyObject, name: *const c_char, len: i64) -> *mut PyObject, on_panic = NULL, {
-        let Some(e) = enter() else { return NULL };
-        // SAFETY: `name` valid for `len`.
-        let Some(n) = (unsafe { obj_and_name(obj, name, len, "p4s_getattr") }) else {
-            return NULL;
-        };
-        // SAFETY: GIL held; `obj` live.
-        let r = unsafe { (e.api().PyObject_GetAttrString)(obj, n.as_ptr().cast()) };
-        if r.is_null() {
-            take_python_error(&e);
-        }
-        r
-    }
-}
-
-export! {
     /// Sets attribute `name` of `obj` to the packed `value`, or deletes it when `value` is NULL.
     /// Returns 0, -1 or -2.
     ///

@@ -49,6 +49,10 @@ const RUST_ONLY: &[(&str, &str)] = &[
         "abi_every_version: building a set from packed values",
     ),
     (
+        "p4s_import",
+        "abi_every_version: imports json for the calls it makes (Lisp imports through p4s_lookup)",
+    ),
+    (
         "p4s_getitem",
         "abi_every_version: obj[key] with packed values",
     ),
