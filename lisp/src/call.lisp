@@ -98,7 +98,7 @@ import-module), all in one crossing (p4s_lookup), or any expression, evaluated."
            (check-pointer (%from-value out)))
           (t (v-a-pointer out)))))
 
-(defun refresh-cell (cell)
+(define-entry refresh-cell (cell)
   "Looks NAME-CELL's name up again for the current epoch; returns the pointer."
   (let* ((epoch *epoch*)
          (old (name-cell-state cell))
@@ -201,7 +201,7 @@ characters for input strings, then for a str result."
   (declare (type fixnum address offset))
   (cffi:make-pointer (+ address offset)))
 
-(defun %pycall (pointer args &optional method)
+(define-entry %pycall (pointer args &optional method)
   "Calls the Python callable POINTER (borrowed) with the Lisp ARGS; returns the Lisp result.
 The common case (at most +FRAME-SLOTS+ arguments, no keywords, no method, no user pythonizers)
 packs fixnums and floats in place and decodes scalar and str results here, with one shim
@@ -304,7 +304,7 @@ CALL-WITH-BORROWED-ARRAYS in arrays.lisp)."
                               (offset-pointer frame (* (1+ n) +value-size+)))
             (cffi:foreign-free frame))))))
 
-(defun pycall (python-callable &rest args)
+(define-entry pycall (python-callable &rest args)
   "Calls PYTHON-CALLABLE with ARGS and returns the result converted to Lisp (see the type
 table; a PYOBJECT-WRAPPER when there is no conversion). PYTHON-CALLABLE is a string naming a
 callable (\"str\", \"math.sin\"; resolved once and cached until Python is restarted or Lisp
@@ -374,7 +374,7 @@ pythonized for BODY and released after)."
     (symbol (lisp-name-to-python name))))
 
 ;;; pyvalue
-(defun pyvalue (python-name-or-variable)
+(define-entry pyvalue (python-name-or-variable)
   "Get the value of a python-name-or-variable: a dotted name (\"sys.path\", \"math.pi\"; the
 first part in __main__ then the builtins, imported as a module if unbound), or a
 PYOBJECT-WRAPPER / pointer to lispify. Signals a PYERROR (NameError...) when it does not exist."
@@ -391,7 +391,7 @@ PYOBJECT-WRAPPER / pointer to lispify. Signals a PYERROR (NameError...) when it 
           python-name-or-variable
           (lispify python-name-or-variable))))
 
-(defun (setf pyvalue) (new-value python-name)
+(define-entry (setf pyvalue) (new-value python-name)
   "Binds the Python name PYTHON-NAME (in __main__, or an attribute for a dotted name) to the
 Python value of NEW-VALUE. Returns NEW-VALUE."
   (python-start-if-not-alive)
@@ -421,7 +421,7 @@ Python value of NEW-VALUE. Returns NEW-VALUE."
           (setf (gethash name *method-names*) (cons generation o))
           o))))
 
-(defun pymethod (object method-name &rest args)
+(define-entry pymethod (object method-name &rest args)
   "Calls the method METHOD-NAME (a string, or a symbol: lower-cased, - to _) of OBJECT (a
 wrapper, pointer, or Lisp value pythonized for the call) with ARGS as PYCALL takes them.
 Returns the Lisp result."
@@ -429,7 +429,7 @@ Returns the Lisp result."
   (with-object-pointer (p object)
     (%pycall p args (method-name-object (python-name-string method-name)))))
 
-(defun pyslot-value (object slot-name)
+(define-entry pyslot-value (object slot-name)
   "The value of the attribute SLOT-NAME (string or symbol) of OBJECT, converted to Lisp."
   (with-object-pointer (p object)
     (with-result-frame (out scratch)
@@ -437,7 +437,7 @@ Returns the Lisp result."
         (check-status (%getattr-value p s n out scratch +scratch-chars+)))
       (decode-result out scratch))))
 
-(defun (setf pyslot-value) (new-value object slot-name)
+(define-entry (setf pyslot-value) (new-value object slot-name)
   "Sets the attribute SLOT-NAME of OBJECT (a wrapper or pointer) to NEW-VALUE. Returns NEW-VALUE."
   (with-object-pointer (p object)
     (with-packed-values (v n) (list new-value)
@@ -445,19 +445,19 @@ Returns the Lisp result."
         (check-status (%setattr p s n v)))))
   new-value)
 
-(defun pyslot-list (pyobject &key as-vector)
+(define-entry pyslot-list (pyobject &key as-vector)
   "The names of the non-callable attributes of PYOBJECT (from dir()), a list of strings (a
 vector when AS-VECTOR)."
   (let ((v (call-helper "slot_list" pyobject)))
     (if as-vector v (coerce v 'list))))
 
-(defun pymethod-list (pyobject &key as-vector)
+(define-entry pymethod-list (pyobject &key as-vector)
   "The names of the callable attributes of PYOBJECT (from dir()), a list of strings (a vector
 when AS-VECTOR)."
   (let ((v (call-helper "method_list" pyobject)))
     (if as-vector v (coerce v 'list))))
 
-(defun pyhelp (string-or-python-callable)
+(define-entry pyhelp (string-or-python-callable)
   "Prints Python's help() for STRING-OR-PYTHON-CALLABLE (a name is looked up first). Returns no
 values."
   (let ((o (if (stringp string-or-python-callable)

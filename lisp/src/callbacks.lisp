@@ -215,7 +215,7 @@ arguments become FUNCTION's first arguments, its keyword arguments (foo_bar=1) f
 keywords (:foo-bar 1). Arguments FUNCTION's lambda list cannot take raise a Python TypeError."
   (values (make-callable function (or name (callback-python-name function)))))
 
-(defun export-function (function python-name)
+(define-entry export-function (function python-name)
   "Makes the Lisp FUNCTION (a function or a symbol naming one) callable in Python as the global
 PYTHON-NAME of __main__ (positional and keyword arguments as FUNCTION-OBJECT maps them). A Lisp
 error inside it raises py4cl2_cffi.LispError in Python. Returns PYTHON-NAME."
@@ -226,7 +226,7 @@ error inside it raises py4cl2_cffi.LispError in Python. Returns PYTHON-NAME."
     (setf (pyvalue python-name) (wrap-new-reference p)))
   python-name)
 
-(defun pygenerator (function stop-value)
+(define-entry pygenerator (function stop-value)
   "A Python generator (a PYOBJECT-WRAPPER) yielding the values of calling the Lisp FUNCTION
 with no arguments until it returns something equal (in Python) to STOP-VALUE."
   (let ((*remote-objects* t))

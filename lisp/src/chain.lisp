@@ -45,7 +45,7 @@ attribute form (@ object name...) the attribute's value; other values stay as th
         ((at-form-p x) (at-form-value x))
         (t x)))
 
-(defun pyref (object &rest indices)
+(define-entry pyref (object &rest indices)
   "Wrapper around python's getitem along with support for slicing: returns OBJECT[INDICES]
 converted to Lisp. One index is used as it is; several index with their tuple, as Python's
 a[i, j] does. An index (slice START STOP STEP) (the symbol's package does not matter: SLICE,
@@ -57,7 +57,7 @@ OBJECT is a PYOBJECT-WRAPPER (or pointer), or a Lisp value pythonized for the ca
 PYERROR when Python raises (IndexError, KeyError...)."
   (apply #'call-helper "getitem" object (mapcar #'chain-arg indices)))
 
-(defun (setf pyref) (new-value object &rest indices)
+(define-entry (setf pyref) (new-value object &rest indices)
   "Sets OBJECT[INDICES] to NEW-VALUE (indices as for PYREF). Only a PYOBJECT-WRAPPER's object is
 changed for good: a Lisp value is pythonized anew for the call. Returns NEW-VALUE."
   (apply #'call-helper "setitem" object new-value (mapcar #'chain-arg indices))
@@ -89,7 +89,7 @@ string is an attribute."
          (apply #'pymethod object (chain-head-name (car link)) (mapcar #'chain-arg (cdr link))))
         (t (pyslot-value object (chain-head-name link)))))
 
-(defun chain* (&rest chain)
+(define-entry chain* (&rest chain)
   "The function behind CHAIN, with its elements evaluated:
   (chain* \"hello {0}\" '(format \"world\") '(capitalize)) => \"Hello world\"
 The first element is the target: a list (name args...) calls the Python callable NAME, (aref
@@ -108,7 +108,7 @@ WITH-REMOTE-OBJECTS). Signals a PYERROR when Python raises."
                    (setf o (chain-step o link)))))))
     (if outer obj (lispify obj))))
 
-(defun (setf chain*) (new-value &rest chain)
+(define-entry (setf chain*) (new-value &rest chain)
   "Sets the place the last element of CHAIN denotes, in the object the elements before it give:
 an item for (aref indices...), an attribute for a symbol or string. (setf (chain* `(aref ,x 0))
 v) sets x[0]. The object is changed in Python, so this is useful on PYOBJECT-WRAPPERs (see

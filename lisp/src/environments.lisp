@@ -25,7 +25,7 @@ environment is kept."))
       (documentation 'python-environment-error-message 'function)
       "Why the environment could not be made, with the installer's last lines (a string).")
 
-(defun require-python-packages (&rest requirements)
+(define-entry require-python-packages (&rest requirements)
   "Declares that the next PYSTART needs the Python packages REQUIREMENTS (pip requirement
 strings such as \"networkx\" or \"numpy>=2\"), as reticulate's py_require does: a library calls
 it when it is loaded, and PYSTART starts Python in a cached environment holding every package

@@ -2,7 +2,7 @@
 
 (in-package :py4cl2-cffi)
 
-(defun raw-pyeval (&rest code-strings)
+(define-entry raw-pyeval (&rest code-strings)
   "Evaluates the Python expression made of CODE-STRINGS (concatenated) in __main__ and returns
 its value converted to Lisp. Prefer PYCALL and PYVALUE. Signals a PYERROR when Python raises."
   (python-start-if-not-alive)
@@ -12,7 +12,7 @@ its value converted to Lisp. Prefer PYCALL and PYVALUE. Signals a PYERROR when P
                       (%eval s n (cffi:null-pointer) (cffi:null-pointer) out scratch +scratch-chars+)))
       (decode-result out scratch))))
 
-(defun raw-pyexec (&rest code-strings)
+(define-entry raw-pyexec (&rest code-strings)
   "Runs the Python statements made of CODE-STRINGS (concatenated) in __main__. Returns no values.
 Signals a PYERROR when Python raises."
   (python-start-if-not-alive)
@@ -169,7 +169,7 @@ bound."
     (with-utf8 (s n (format nil "~{globals().pop('~A', None)~%~}" names))
       (%exec s n (cffi:null-pointer) (cffi:null-pointer)))))
 
-(defun pyeval (&rest args)
+(define-entry pyeval (&rest args)
   "Evaluates the Python expression made of ARGS and returns its value converted to Lisp. A
 string argument is code, unless it reads as a Lisp number (\"42\"), which is a string literal;
 other arguments are Lisp values written into the code: (pyeval 3 \" * \" #(1 2)) evaluates
@@ -182,7 +182,7 @@ PYERROR when Python raises."
     (unwind-protect (raw-pyeval code)
       (forget-names names))))
 
-(defun (setf pyeval) (new-value &rest args)
+(define-entry (setf pyeval) (new-value &rest args)
   "Assigns NEW-VALUE (a Lisp value, converted as PYEVAL converts values; a string is a str) to
 the Python target made of ARGS (as for PYEVAL): (setf (pyeval \"x\") 42) runs x = 42. Returns
 NEW-VALUE."
@@ -201,7 +201,7 @@ NEW-VALUE."
         (forget-names names))))
   new-value)
 
-(defun pyexec (&rest args)
+(define-entry pyexec (&rest args)
   "Runs the Python statements made of ARGS, converted as PYEVAL converts them: (pyexec \"x = \"
 1.5d0) binds x to numpy.float64(1.5). Returns no values. Signals a PYERROR when Python raises."
   (python-start-if-not-alive)
@@ -210,13 +210,13 @@ NEW-VALUE."
       (forget-names names)))
   (values))
 
-(defun import-module (name &key as)
+(define-entry import-module (name &key as)
   "Imports the Python module NAME into __main__ (as AS when given: import NAME as AS). Returns T.
 Signals a PYERROR (ModuleNotFoundError...) when it cannot be imported."
   (raw-pyexec (format nil "import ~A~@[ as ~A~]" name as))
   t)
 
-(defun import-function (name from &key as)
+(define-entry import-function (name from &key as)
   "Binds NAME from module FROM in __main__ (from FROM import NAME as AS). Returns T."
   (raw-pyexec (format nil "from ~A import ~A~@[ as ~A~]" from name as))
   t)

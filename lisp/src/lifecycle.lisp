@@ -87,7 +87,7 @@ capture and callbacks attached, *ADDITIONAL-INIT-CODES* run."
   (clrhash *lisp-object-handles*)
   (clrhash *lisp-conditions*))
 
-(defun pystart (&key (python py4cl2-cffi/config:*python-spec*) requires)
+(define-entry pystart (&key (python py4cl2-cffi/config:*python-spec*) requires)
   "Starts the embedded Python unless it is running. PYTHON selects the interpreter for this
 start: NIL for the configured one, or a spec string (\"3.12\", \">=3.10\", a python executable,
 a venv folder). After a soft stop (see PYSTOP) the same interpreter is resumed, with the
@@ -121,7 +121,7 @@ failure, and the error of a failing *ADDITIONAL-INIT-CODES* entry."
               (end-lisp-session))))
         t))))
 
-(defun python-start-if-not-alive ()
+(define-entry python-start-if-not-alive ()
   "Starts Python (as PYSTART with no arguments) unless it is running. Returns T if it started it."
   (unless (python-alive-p)
     (pystart)))
@@ -132,7 +132,7 @@ failure, and the error of a failing *ADDITIONAL-INIT-CODES* entry."
     (unless (cffi:null-pointer-p p)
       (py4cl2-cffi/config::parse-json (foreign-utf8 p)))))
 
-(defun python-stop-report ()
+(define-entry python-stop-report ()
   "What the last PYSTOP did, as an alist parsed from the shim's report: \"kind\" (\"unloaded\",
 \"soft\" or \"finalized\"), \"reason\" (why a soft stop was soft, or why libpython stays),
 \"libpython\", \"unloaded\" and \"remaining\" (files), \"dropped_modules\" (what a soft stop
@@ -166,7 +166,7 @@ name no Lisp thread (threads Python made)."
                       :message message :threads (lisp-threads-with-idents (stop-busy-idents)))
       (make-condition 'python-stop-error :message message)))
 
-(defun pystop (&key finalize (timeout *stop-timeout*))
+(define-entry pystop (&key finalize (timeout *stop-timeout*))
   "Stops Python. Returns T when it stopped it, NIL when it was not running. Does nothing when
 +DISABLE-PYSTOP+ is non-NIL.
 
@@ -209,7 +209,7 @@ nothing is stopped then."
                 (or (py4cl2-cffi/config::json-get report "reason") "an extension module pins it"))))
       t)))
 
-(defun pyversion-info ()
+(define-entry pyversion-info ()
   "Return a list, using the result of python's sys.version_info: (MAJOR MINOR MICRO
 RELEASELEVEL SERIAL), e.g. (3 12 1 \"final\" 0)."
   (declare (notinline pycall)) ; compiled before PYCALL's compiler macro exists

@@ -366,7 +366,7 @@ the values not yet decoded."
 
 ;;; numpy arrays -> Lisp arrays: NDARRAY-TO-LISP in arrays.lisp (the "numpy.ndarray" lispifier).
 
-(defun lispify (object)
+(define-entry lispify (object)
   "The default Lisp value of OBJECT, a PYOBJECT-WRAPPER or a foreign pointer to a Python object
 (borrowed), converted as the type table says; other Lisp objects are returned as they are."
   (let ((pointer (typecase object

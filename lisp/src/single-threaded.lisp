@@ -1,8 +1,8 @@
 ;;;; py4cl2-cffi/single-threaded: every Python call runs on one dedicated Lisp thread.
 ;;;;
 ;;;; Some Python libraries must only ever be used from one OS thread (GUI toolkits behind
-;;;; matplotlib's interactive backends, some C extensions). Loading this system wraps the entry
-;;;; points of py4cl2-cffi: while *SINGLE-THREADED* is true, a call made on any other thread is
+;;;; matplotlib's interactive backends, some C extensions). Loading this system installs the
+;;;; entry hook of py4cl2-cffi: while *SINGLE-THREADED* is true, a call made on any other thread is
 ;;;; queued to the Python thread, which runs it with the caller's dynamic bindings of
 ;;;; *FORWARDED-VARIABLES* and hands back its values, its warnings and its error. Calls made on
 ;;;; the Python thread itself (nested calls, Lisp callbacks called by Python) run directly.
@@ -154,81 +154,37 @@ signalled again here with ERROR, after the Python thread unwound from it."
             (error (task-condition task))
             (values-list (task-results task))))))
 
-;;; Wrapping the entry points of py4cl2-cffi.
-(defparameter *direct-functions*
-  '(py4cl2-cffi:python-alive-p py4cl2-cffi:python-generation py4cl2-cffi:pyobject-wrapper-p
-    py4cl2-cffi:pyobject-wrapper-pointer py4cl2-cffi:pyobject-wrapper-eq
-    py4cl2-cffi:pyobject-wrapper-eq*)
-  "Exported functions that never enter Python, left unwrapped.")
+;;; The entry hook. Every entry point of py4cl2-cffi (see DEFINE-ENTRY in its gil.lisp) calls
+;;; ENTRY-HOOK with its name and a thunk that makes the call again; nothing is redefined.
+(defun entry-hook (name thunk)
+  "Runs THUNK, the call of the py4cl2-cffi entry point NAME, on the Python thread (or directly,
+see CALL-IN-PYTHON-THREAD)."
+  (case name
+    (py4cl2-cffi:pystop
+     ;; Python must be finalized on the thread that started it, whatever *SINGLE-THREADED*
+     ;; says now: CPython's threading shutdown can wait forever otherwise.
+     (if (or (python-thread-p) (and (not *single-threaded*) (not *started-here*)))
+         (funcall thunk)
+         (let ((*single-threaded* t))
+           (call-in-python-thread thunk))))
+    (py4cl2-cffi:pystart
+     (if (run-directly-p)
+         (note-start (funcall thunk))
+         (call-in-python-thread (lambda () (note-start (funcall thunk))))))
+    (t (if (run-directly-p)
+           (funcall thunk)
+           (call-in-python-thread thunk)))))
 
-(defparameter *internal-entries*
-  '(py4cl2-cffi::%pycall-cell py4cl2-cffi::call-with-python-gil py4cl2-cffi::%pycall
-    py4cl2-cffi::refresh-cell)
-  "Internal functions that code outside the exported functions calls directly: the target of
-PYCALL's compiler macro, the body of WITH-PYTHON-GIL, and the call and lookup that functions
-made by DEFPYMODULE use.")
+(defun install-entry-hook ()
+  "Makes every call of a py4cl2-cffi entry point go through ENTRY-HOOK (done on loading this
+system). Idempotent."
+  (setf py4cl2-cffi::*entry-hook* 'entry-hook))
 
-(defvar *originals* (make-hash-table :test 'equal)
-  "Function name -> (original . wrapper), for the wrapped entry points.")
-
-(defun entry-point-names ()
-  "The names of the functions to run on the Python thread: every exported ordinary function of
-py4cl2-cffi (and its SETF function) except *DIRECT-FUNCTIONS*, plus *INTERNAL-ENTRIES*.
-Generic functions (PYTHONIZE, PYTHON-GETATTR...) are left alone: methods are added to them."
-  (let ((names '()))
-    (flet ((consider (name)
-             (when (and (fboundp name)
-                        (not (and (symbolp name) (or (macro-function name) (special-operator-p name))))
-                        (not (typep (fdefinition name) 'generic-function)))
-               (push name names))))
-      (do-external-symbols (s :py4cl2-cffi)
-        (unless (member s *direct-functions*)
-          (consider s)
-          (consider `(setf ,s))))
-      (mapc #'consider *internal-entries*))
-    (remove-duplicates names :test #'equal)))
-
-(defun install-wrappers ()
-  "Replaces each entry point by a function that runs the original through
-CALL-IN-PYTHON-THREAD. Idempotent, and wraps again what was redefined since (a reloaded core).
-Returns the list of wrapped names."
-  (let ((names (entry-point-names)))
-    (dolist (name names names)
-      (let ((entry (gethash name *originals*))
-            (current (fdefinition name)))
-        (unless (and entry (eq current (cdr entry)))
-          (let* ((original current)
-                 (wrapper (if (eq name 'py4cl2-cffi:pystop)
-                              (lambda (&rest args)
-                                ;; Python must be finalized on the thread that started it,
-                                ;; whatever *SINGLE-THREADED* says now: CPython's threading
-                                ;; shutdown can wait forever otherwise.
-                                (if (or (python-thread-p)
-                                        (and (not *single-threaded*) (not *started-here*)))
-                                    (apply original args)
-                                    (let ((*single-threaded* t))
-                                      (call-in-python-thread (lambda () (apply original args))))))
-                              (if (eq name 'py4cl2-cffi:pystart)
-                                  (lambda (&rest args)
-                                    (if (run-directly-p)
-                                        (note-start (apply original args))
-                                        (call-in-python-thread
-                                         (lambda () (note-start (apply original args))))))
-                                  (lambda (&rest args)
-                                    (if (run-directly-p)
-                                        (apply original args)
-                                        (call-in-python-thread (lambda () (apply original args)))))))))
-            (setf (gethash name *originals*) (cons original wrapper)
-                  (fdefinition name) wrapper)))))))
-
-(defun uninstall-wrappers ()
-  "Puts the original entry points back where our wrappers still stand (the Python thread keeps
-running until it is stopped)."
-  (maphash (lambda (name entry)
-             (when (and (fboundp name) (eq (fdefinition name) (cdr entry)))
-               (setf (fdefinition name) (car entry))))
-           *originals*)
-  (clrhash *originals*))
+(defun uninstall-entry-hook ()
+  "Makes the entry points of py4cl2-cffi run directly again (the Python thread keeps running
+until it is stopped)."
+  (when (eq py4cl2-cffi::*entry-hook* 'entry-hook)
+    (setf py4cl2-cffi::*entry-hook* nil)))
 
 ;;; Printing a wrapper calls Python's str().
 (defmethod print-object :around ((o py4cl2-cffi:pyobject-wrapper) stream)
@@ -239,4 +195,4 @@ running until it is stopped)."
 
 #+sbcl (pushnew 'stop-python-thread sb-ext:*save-hooks*)
 
-(install-wrappers)
+(install-entry-hook)

@@ -4,7 +4,7 @@
 (fiveam:in-suite :py4cl2-cffi)
 
 ;;; The single-threaded system is loaded by the test itself (the test system does not depend
-;;; on it), and its wrappers are taken out again afterwards so the rest of the suite runs as
+;;; on it), and its entry hook is taken out again afterwards so the rest of the suite runs as
 ;;; usual.
 (defun single-threaded-symbol (name)
   (or (find-symbol name :py4cl2-cffi/single-threaded)
@@ -15,7 +15,7 @@
     (let ((*standard-output* (make-broadcast-stream))
           (*error-output* (make-broadcast-stream)))
       (asdf:load-system "py4cl2-cffi/single-threaded")))
-  (uiop:symbol-call :py4cl2-cffi/single-threaded :install-wrappers))
+  (uiop:symbol-call :py4cl2-cffi/single-threaded :install-entry-hook))
 
 (defun single-threaded-work (i)
   "What each Lisp thread does in single-threaded mode; returns a plist of what it saw."
@@ -33,6 +33,39 @@
         :callback-ident (pycall (lambda () (pycall "threading.get_ident")))
         :gil-ident (with-python-gil (pycall "threading.get_ident"))
         :module-ident (funcall (find-symbol "GET-IDENT" "ST-THREADING"))))
+
+(fiveam:test every-entry-point-goes-through-the-entry-hook
+  ;; Exported functions that never use Python run directly; every other exported function
+  ;; is defined with DEFINE-ENTRY, so the entry hook (py4cl2-cffi/single-threaded) sees it.
+  (let ((direct '(python-alive-p python-generation pyobject-wrapper-p pyobject-wrapper-pointer
+                  pyobject-wrapper-eq pyobject-wrapper-eq* python-start-error-message)))
+    (do-external-symbols (s :py4cl2-cffi)
+      (dolist (name (list s (list 'setf s)))
+        (when (and (fboundp name)
+                   (not (and (symbolp name) (macro-function name)))
+                   (not (typep (fdefinition name) 'generic-function))
+                   (not (member name direct :test #'equal)))
+          (fiveam:is (member name py4cl2-cffi::*entry-points* :test #'equal)
+                     "~S is exported, uses Python and is not an entry point" name)))))
+  (pystart)
+  (let* ((seen '())
+         (results
+           (let ((py4cl2-cffi::*entry-hook*
+                   (lambda (name thunk)
+                     (push name seen)
+                     (funcall thunk))))
+             (list (pycall "str" 12) (raw-pyeval "6 * 7") (pyvalue "sys.version_info.major")
+                   (setf (pyvalue "entry_hook_test") 5)
+                   (with-python-gil (pycall "len" "abc"))
+                   (pyeval "entry_hook_test + 1")
+                   ;; The thunk runs with the hook unbound: entries nested in the call (here
+                   ;; in a Lisp function Python calls) run directly.
+                   (pycall (lambda () (if py4cl2-cffi::*entry-hook* "hooked" "direct")))))))
+    (fiveam:is (equal '("12" 42 3 5 3 6 "direct") results) "~S" results)
+    ;; (pycall "str" 12) is PYCALL, or %PYCALL where its compiler macro was applied (SBCL).
+    (fiveam:is (intersection '(pycall py4cl2-cffi::%pycall) seen) "pycall: ~S" seen)
+    (dolist (name '(raw-pyeval pyvalue (setf pyvalue) py4cl2-cffi::call-with-python-gil pyeval))
+      (fiveam:is (member name seen :test #'equal) "~S went through the hook: ~S" name seen))))
 
 (fiveam:test single-threaded-calls-run-on-one-python-thread
   (load-single-threaded)
@@ -87,7 +120,7 @@
                         (fiveam:is-true (getf r :remote) "with-remote-objects is forwarded")
                         (fiveam:is (equal "5" (getf r :printed)))))))
       (setf (symbol-value switch) nil)
-      (uiop:symbol-call :py4cl2-cffi/single-threaded :uninstall-wrappers)
+      (uiop:symbol-call :py4cl2-cffi/single-threaded :uninstall-entry-hook)
       (uiop:symbol-call :py4cl2-cffi/single-threaded :stop-python-thread)))
   (fiveam:is (equal "after" (pycall "str" "after")) "direct calls again after the test"))
 
@@ -102,7 +135,7 @@
                                              (lambda () (warn "from the python thread") 7))))
            (fiveam:is (equal '("from the python thread") seen)))
       (setf (symbol-value switch) nil)
-      (uiop:symbol-call :py4cl2-cffi/single-threaded :uninstall-wrappers)
+      (uiop:symbol-call :py4cl2-cffi/single-threaded :uninstall-entry-hook)
       (uiop:symbol-call :py4cl2-cffi/single-threaded :stop-python-thread))))
 
 ;;; Saved images: a child SBCL loads py4cl2-cffi, uses Python, saves an executable image; the
