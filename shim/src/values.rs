@@ -4,9 +4,13 @@
 //! float, a string's code units, a borrowed object…) and the shim fills them with a result: a
 //! scalar inline, a string copied into the caller's UTF-32 scratch buffer when it fits, and any
 //! other object as a new reference with its kind in the tag, so Lisp dispatches without asking.
+//!
+//! May depend on: last_error, gil, pyerr, vectorcall (and lib).
 
-use crate::errors::take_python_error;
 use crate::gil::{enter, Entry};
+use crate::last_error::set_last_error;
+use crate::pyerr::take_python_error;
+use crate::vectorcall::vectorcall;
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
@@ -261,6 +265,29 @@ pub(crate) unsafe fn to_value(
     P4S_OK
 }
 
+/// Finishes a call: converts `r` (new reference or NULL) into `out`.
+pub(crate) fn finish(
+    e: &Entry,
+    r: *mut PyObject,
+    out: *mut P4sValue,
+    scratch: *mut u32,
+    cap: i64,
+) -> i32 {
+    if r.is_null() {
+        return take_python_error(e);
+    }
+    if out.is_null() {
+        // SAFETY: GIL held; the caller does not want the result.
+        unsafe { (e.api().Py_DecRef)(r) };
+        return P4S_OK;
+    }
+    // SAFETY: GIL held; `out`/`scratch` valid (caller's contract).
+    let st = unsafe { to_value(e, r, &mut *out, scratch, cap) };
+    // SAFETY: `to_value` took its own reference where it keeps the object.
+    unsafe { (e.api().Py_DecRef)(r) };
+    st
+}
+
 /// The address of `py4cl2_cffi.LispCharacter` in the interpreter of generation
 /// [`CHAR_TYPE_GENERATION`] (0: not made yet). Written under [`CHAR_TYPE_LOCK`] with the GIL
 /// held; read without a lock (a stale address is never compared: its generation differs).
@@ -389,7 +416,7 @@ fn char_object(api: &Api, code: i64) -> *mut PyObject {
         if s.is_null() {
             return s;
         }
-        let c = crate::call::vectorcall(api, t, &[s], std::ptr::null_mut());
+        let c = vectorcall(api, t, &[s], std::ptr::null_mut());
         (api.Py_DecRef)(s);
         if let (Some(slot), false) = (slot, c.is_null()) {
             (api.Py_IncRef)(c);
@@ -441,23 +468,6 @@ unsafe fn str_value(
     P4S_OK
 }
 
-/// The UTF-8 bytes of a str object, borrowed from it (GIL held); None (error cleared) if `o`
-/// is not a str or cannot be encoded.
-pub(crate) fn utf8_of(e: &Entry, o: *mut PyObject) -> Option<&'static [u8]> {
-    let api = e.api();
-    let mut len = 0isize;
-    // SAFETY: GIL held; the returned buffer is cached in the str and lives as long as it does
-    // (the 'static lifetime is the caller's promise to copy before releasing `o`).
-    let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(o, &mut len) };
-    if p.is_null() {
-        // SAFETY: GIL held.
-        unsafe { (api.PyErr_Clear)() };
-        return None;
-    }
-    // SAFETY: `p` points to `len` bytes owned by `o`.
-    Some(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) })
-}
-
 export! {
     /// Makes a new object from one packed value. Arguments: `v` points to a value whose data
     /// pointers are valid for their lengths. Returns a new reference, or NULL (Python error
@@ -471,7 +481,7 @@ export! {
     fn p4s_from_value(v: *const P4sValue) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         if v.is_null() {
-            crate::errors::set_last_error("p4s_from_value: NULL value");
+            set_last_error("p4s_from_value: NULL value");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held; `v` valid (caller's contract).
@@ -498,7 +508,7 @@ export! {
     fn p4s_to_value(obj: *mut PyObject, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         if obj.is_null() || out.is_null() {
-            crate::errors::set_last_error("p4s_to_value: NULL argument");
+            set_last_error("p4s_to_value: NULL argument");
             return P4S_ERROR;
         }
         // SAFETY: GIL held; arguments valid (caller's contract).
@@ -513,7 +523,7 @@ fn build_sequence(vals: *const P4sValue, n: i64, list: bool) -> *mut PyObject {
     };
     let api = e.api();
     if n < 0 || (vals.is_null() && n > 0) {
-        crate::errors::set_last_error("invalid sequence arguments");
+        set_last_error("invalid sequence arguments");
         return std::ptr::null_mut();
     }
     // SAFETY: GIL held.
@@ -587,7 +597,7 @@ export! {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         let api = e.api();
         if n < 0 || ((keys.is_null() || vals.is_null()) && n > 0) {
-            crate::errors::set_last_error("p4s_dict_from: invalid arguments");
+            set_last_error("p4s_dict_from: invalid arguments");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held.
@@ -629,7 +639,7 @@ export! {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         let api = e.api();
         if n < 0 || (vals.is_null() && n > 0) {
-            crate::errors::set_last_error("p4s_set_from: invalid arguments");
+            set_last_error("p4s_set_from: invalid arguments");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held; NULL makes an empty set.
@@ -675,7 +685,7 @@ export! {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
         if obj.is_null() || (out.is_null() && n > 0) || (scratch.is_null() && cap > 0) {
-            crate::errors::set_last_error("p4s_items: NULL argument");
+            set_last_error("p4s_items: NULL argument");
             return i64::from(P4S_ERROR);
         }
         // SAFETY: GIL held; PySequence_Fast returns a new list or tuple (or NULL).
@@ -789,7 +799,7 @@ export! {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
         if obj.is_null() || ((keys.is_null() || vals.is_null()) && n > 0) || (scratch.is_null() && cap > 0) {
-            crate::errors::set_last_error("p4s_dict_items: NULL argument");
+            set_last_error("p4s_dict_items: NULL argument");
             return i64::from(P4S_ERROR);
         }
         // SAFETY: `obj` live.
@@ -842,7 +852,7 @@ export! {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
         if obj.is_null() {
-            crate::errors::set_last_error("p4s_str_utf32: NULL object");
+            set_last_error("p4s_str_utf32: NULL object");
             return i64::from(P4S_ERROR);
         }
         // SAFETY: GIL held; `obj` live.
@@ -872,7 +882,7 @@ export! {
         let Some(e) = enter() else { return std::ptr::null() };
         let api = e.api();
         if obj.is_null() {
-            crate::errors::set_last_error("p4s_bytes_data: NULL object");
+            set_last_error("p4s_bytes_data: NULL object");
             return std::ptr::null();
         }
         let mut p: *mut c_char = std::ptr::null_mut();
@@ -900,7 +910,7 @@ export! {
     fn p4s_long_to_hex(obj: *mut PyObject) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         if obj.is_null() {
-            crate::errors::set_last_error("p4s_long_to_hex: NULL object");
+            set_last_error("p4s_long_to_hex: NULL object");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held.
