@@ -246,7 +246,7 @@ pub(crate) fn type_name_of(e: &Entry, o: *mut PyObject) -> Option<Vec<u8>> {
             unsafe { (api.PyErr_Clear)() };
             return None;
         }
-        let s = utf8_of(e, a).map(|b| b.to_vec());
+        let s = utf8_of(e, a);
         // SAFETY: our reference.
         unsafe { (api.Py_DecRef)(a) };
         s
@@ -288,7 +288,7 @@ fn formatted_traceback(e: &Entry, v: *mut PyObject) -> Option<Vec<u8>> {
         unsafe { (api.PyErr_Clear)() };
         return None;
     }
-    let s = utf8_of(e, r).map(|b| b.to_vec());
+    let s = utf8_of(e, r);
     // SAFETY: our reference.
     unsafe { (api.Py_DecRef)(r) };
     s
@@ -401,27 +401,27 @@ pub(crate) fn str_bytes(e: &Entry, o: *mut PyObject) -> Option<Vec<u8>> {
         unsafe { (api.PyErr_Clear)() };
         return None;
     }
-    let out = utf8_of(e, s).map(|b| b.to_vec());
+    let out = utf8_of(e, s);
     // SAFETY: new reference.
     unsafe { (api.Py_DecRef)(s) };
     out
 }
 
-/// The UTF-8 bytes of a str object, borrowed from it (GIL held); None (error cleared) if `o`
-/// is not a str or cannot be encoded.
-pub(crate) fn utf8_of(e: &Entry, o: *mut PyObject) -> Option<&'static [u8]> {
+/// A copy of the UTF-8 bytes of a str object (GIL held); None (error cleared) if `o` is not a
+/// str or cannot be encoded. Copied, since the buffer Python lends lives only as long as `o`.
+pub(crate) fn utf8_of(e: &Entry, o: *mut PyObject) -> Option<Vec<u8>> {
     let api = e.api();
     let mut len = 0isize;
-    // SAFETY: GIL held; the returned buffer is cached in the str and lives as long as it does
-    // (the 'static lifetime is the caller's promise to copy before releasing `o`).
+    // SAFETY: GIL held; `o` live (caller's contract); the returned buffer is cached in the str
+    // and lives as long as it does, and it is copied below before this function returns.
     let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(o, &mut len) };
     if p.is_null() {
         // SAFETY: GIL held.
         unsafe { (api.PyErr_Clear)() };
         return None;
     }
-    // SAFETY: `p` points to `len` bytes owned by `o`.
-    Some(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) })
+    // SAFETY: `p` points to `len` bytes owned by `o`, which the caller keeps alive.
+    Some(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) }.to_vec())
 }
 
 /// The `py4cl2_cffi.LispError` class of the running interpreter (borrowed: the helper module
