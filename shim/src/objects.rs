@@ -7,6 +7,7 @@ use crate::gil::{enter, Entry};
 use crate::last_error::set_last_error;
 use crate::pyerr::take_python_error;
 use crate::values::{finish, from_value, P4sValue};
+use crate::vectorcall::vectorcall;
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
@@ -185,7 +186,7 @@ export! {
             set_last_error("p4s_type_name: NULL object");
             return std::ptr::null();
         }
-        match eval_with_obj(&e, TYPE_NAME_OF_OBJ, obj) {
+        match type_name(&e, obj) {
             Some(bytes) => NAME.with(|n| {
                 let mut n = n.borrow_mut();
                 n.clear();
@@ -261,36 +262,20 @@ export! {
     }
 }
 
-/// A Python expression naming the type of `__p4s_obj`: `int`, `numpy.ndarray`, `mod.Class`.
-pub(crate) const TYPE_NAME_OF_OBJ: &[u8] = b"(lambda t: t.__qualname__ if t.__module__ == 'builtins' else t.__module__ + '.' + t.__qualname__)(type(__p4s_obj))\0";
-
-/// Evaluates `code` (NUL-terminated expression using `__p4s_obj`) with `obj` bound to it and
-/// returns `str()` of the result as UTF-8 (GIL held). Errors are cleared, not kept.
-pub(crate) fn eval_with_obj(e: &Entry, code: &[u8], obj: PyObj) -> Option<Vec<u8>> {
+/// `str()` of `_py4cl2_cffi.type_name(obj)` as UTF-8 (GIL held): `int`, `numpy.ndarray`,
+/// `mod.Class`. Errors are cleared, not kept.
+fn type_name(e: &Entry, obj: PyObj) -> Option<Vec<u8>> {
     let api = e.api();
-    // SAFETY: GIL held throughout; every reference made here is released here.
+    // SAFETY: GIL held; the helper module is live; every reference made here is released here.
     unsafe {
-        let g = (api.PyDict_New)();
-        if g.is_null() {
-            (api.PyErr_Clear)();
-            return None;
-        }
-        let ok =
-            (api.PyDict_SetItemString)(g, c"__builtins__".as_ptr(), (api.PyEval_GetBuiltins)())
-                == 0
-                && (api.PyDict_SetItemString)(g, c"__p4s_obj".as_ptr(), obj) == 0;
-        let r = if ok {
-            (api.PyRun_StringFlags)(
-                code.as_ptr().cast(),
-                Py_eval_input,
-                g,
-                g,
-                std::ptr::null_mut(),
-            )
-        } else {
+        let f = (api.PyObject_GetAttrString)(e.runtime().helpers(), c"type_name".as_ptr());
+        let r = if f.is_null() {
             NULL
+        } else {
+            let r = vectorcall(api, f, &[obj], NULL);
+            (api.Py_DecRef)(f);
+            r
         };
-        (api.Py_DecRef)(g);
         if r.is_null() {
             (api.PyErr_Clear)();
             return None;

@@ -307,10 +307,11 @@ fn is_char_type(e: &Entry, t: *mut PyObject) -> bool {
         && CHAR_TYPE.load(Ordering::Acquire) == t as usize
 }
 
-/// The class `py4cl2_cffi.LispCharacter` of the running interpreter (borrowed; kept until
-/// stop), made on first use: `class LispCharacter(str): __slots__ = ()`, also bound in the
-/// module `py4cl2_cffi` (made if missing) so that pickle finds it. A Lisp character becomes an
-/// instance of it holding that one character, which behaves as a str in Python (`==`, hashing,
+/// The class `py4cl2_cffi.LispCharacter` of the running interpreter (borrowed: the helper
+/// module keeps it), fetched from the helper module on first use in each session. It is
+/// `class LispCharacter(str): __slots__ = ()` of loader/src/helpers.py, also bound in the
+/// public module `py4cl2_cffi` so that pickle finds it. A Lisp character becomes an instance of
+/// it holding that one character, which behaves as a str in Python (`==`, hashing,
 /// `json.dumps`, concatenation give what the plain str would) and converts back to a Lisp
 /// character. NULL with a Python error set on failure (GIL held).
 pub(crate) fn char_type(api: &Api) -> *mut PyObject {
@@ -328,10 +329,17 @@ pub(crate) fn char_type(api: &Api) -> *mut PyObject {
             return t as *mut PyObject;
         }
     }
-    // SAFETY: GIL held (caller's contract); every object made here is checked and released.
-    let t = unsafe { make_char_type(api) };
+    // SAFETY: GIL held (caller's contract), so the interpreter cannot be freed meanwhile.
+    let Some(rt) = (unsafe { py4cl2_cffi_loader::interpreter() }) else {
+        set_type_error(api, "py4cl2-cffi: Python is not running");
+        return std::ptr::null_mut();
+    };
+    // SAFETY: GIL held; the helper module is live; a new reference or NULL (error set).
+    let t = unsafe { (api.PyObject_GetAttrString)(rt.helpers(), c"LispCharacter".as_ptr()) };
     if !t.is_null() {
-        // The cached instances belong to an earlier interpreter: forget them (not released).
+        // SAFETY: the helper module keeps the class alive for the life of the interpreter.
+        unsafe { (api.Py_DecRef)(t) };
+        // The cached instances belong to an earlier session: forget them (not released).
         for slot in &CHAR_CACHE {
             slot.store(0, Ordering::Release);
         }
@@ -339,52 +347,6 @@ pub(crate) fn char_type(api: &Api) -> *mut PyObject {
         CHAR_TYPE_GENERATION.store(generation, Ordering::Release);
     }
     t
-}
-
-/// Makes the `LispCharacter` class: `type('LispCharacter', (str,), {...})`.
-///
-/// # Safety
-/// The GIL must be held.
-unsafe fn make_char_type(api: &Api) -> *mut PyObject {
-    // SAFETY: (whole body) GIL held; each constructor returns a new reference or NULL, checked
-    // before use; SetItem steals, SetItemString/SetAttrString do not.
-    unsafe {
-        let name = (api.PyUnicode_FromString)(c"LispCharacter".as_ptr());
-        let bases = (api.PyTuple_New)(1);
-        let dict = (api.PyDict_New)();
-        let slots = (api.PyTuple_New)(0);
-        let module = (api.PyUnicode_FromString)(c"py4cl2_cffi".as_ptr());
-        let doc = (api.PyUnicode_FromString)(
-            c"A Lisp character seen from Python: a str of length 1 that py4cl2-cffi converts back to a Lisp character. str(c) is the plain str.".as_ptr(),
-        );
-        let args = (api.PyTuple_New)(3);
-        let mut t = std::ptr::null_mut();
-        let parts = [name, bases, dict, slots, module, doc, args];
-        if parts.iter().all(|p| !p.is_null())
-            && (api.PyDict_SetItemString)(dict, c"__slots__".as_ptr(), slots) == 0
-            && (api.PyDict_SetItemString)(dict, c"__module__".as_ptr(), module) == 0
-            && (api.PyDict_SetItemString)(dict, c"__doc__".as_ptr(), doc) == 0
-        {
-            (api.Py_IncRef)(api.PyUnicode_Type);
-            (api.PyTuple_SetItem)(bases, 0, api.PyUnicode_Type);
-            for (k, o) in [name, bases, dict].into_iter().enumerate() {
-                (api.Py_IncRef)(o);
-                (api.PyTuple_SetItem)(args, k as isize, o);
-            }
-            t = (api.PyObject_Call)(api.PyType_Type, args, std::ptr::null_mut());
-        }
-        for p in parts {
-            (api.Py_DecRef)(p);
-        }
-        if !t.is_null() {
-            // Bind it in the module py4cl2_cffi (borrowed; made when missing). Not fatal.
-            let m = (api.PyImport_AddModule)(c"py4cl2_cffi".as_ptr());
-            if m.is_null() || (api.PyObject_SetAttrString)(m, c"LispCharacter".as_ptr(), t) != 0 {
-                (api.PyErr_Clear)();
-            }
-        }
-        t
-    }
 }
 
 /// A new `LispCharacter` holding the character of code point `code` (GIL held). NULL with a

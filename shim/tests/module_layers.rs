@@ -68,7 +68,13 @@ fn edges(mods: &BTreeMap<String, String>) -> Edges {
     for (from, text) in mods {
         let code: String = text
             .lines()
-            .map(|l| if l.trim_start().starts_with("//") { "" } else { l })
+            .map(|l| {
+                if l.trim_start().starts_with("//") {
+                    ""
+                } else {
+                    l
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let mut add = |to: &str, pos: usize| {
@@ -170,7 +176,9 @@ fn each_module_says_what_it_may_depend_on() {
             .collect::<Vec<_>>()
             .join(" ");
         let Some((_, rest)) = doc.split_once("May depend on:") else {
-            wrong.push(format!("shim/src/{m}.rs: its //! doc has no `May depend on:` line"));
+            wrong.push(format!(
+                "shim/src/{m}.rs: its //! doc has no `May depend on:` line"
+            ));
             continue;
         };
         let listed: BTreeSet<&str> = rest
