@@ -16,8 +16,9 @@ demo: setup
 ## Every test: formatting and lints, the CI workflow's lint, the Rust suites against every
 ## interpreter, the Lisp matrix on this machine (CPython 3.8–3.13, SBCL and ECL), installing
 ## as a user does and environments on demand, then the same shim in a Debian sid root
-## (CPython 3.14/3.15, SBCL 2.6, ECL 24), and the total.
-test: setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests sid-matrix matrix-total
+## (CPython 3.14/3.15, SBCL 2.6, ECL 24), and the total; each part's duration is printed.
+test:
+	@MAKE="$(MAKE)" tools/timed-parts.sh setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests sid-matrix matrix-total
 
 setup:
 	tools/setup.sh

@@ -55,7 +55,7 @@ on ECL)."
   (name "" :type simple-string :read-only t)
   (state #(-1 nil 0) :type simple-vector))
 
-(defvar *name-cells* (make-sync-table :test 'equal)
+(define-session-cache *name-cells* (make-sync-table :test 'equal)
   "Name -> NAME-CELL for callables named by non-constant strings.")
 
 (defun name-cell (name)
@@ -133,7 +133,7 @@ pythonized first."
     (t (if (cffi:pointerp callable) callable nil))))
 
 ;;; Keyword names: a tuple of str per distinct list of keywords, per start of Python.
-(defvar *kwnames* (make-sync-table :test 'equal))
+(define-session-cache *kwnames* (make-sync-table :test 'equal))
 
 (defun kwnames-object (keys)
   (let ((entry (gethash keys *kwnames*))
@@ -330,7 +330,7 @@ are keyword arguments (:foo-bar 1 → foo_bar=1). Signals a PYERROR when Python 
       form))
 
 ;;; Helpers of the _py4cl2_cffi module (installed at start).
-(defvar *helper-cells* (make-sync-table :test 'equal))
+(define-session-cache *helper-cells* (make-sync-table :test 'equal))
 
 (defun helper-pointer (name)
   (cell-pointer (or (gethash name *helper-cells*)
@@ -409,7 +409,7 @@ Python value of NEW-VALUE. Returns NEW-VALUE."
   new-value)
 
 ;;; Methods and attributes.
-(defvar *method-names* (make-sync-table :test 'equal)
+(define-session-cache *method-names* (make-sync-table :test 'equal)
   "Method name -> (generation . interned str object).")
 
 (defun method-name-object (name)

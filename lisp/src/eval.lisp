@@ -126,7 +126,7 @@ has none. NUMPY: numpy is importable, floats become numpy floats."
                   (format nil "{~{~A~^, ~}}" (nreverse parts))))
     (t nil)))
 
-(defvar *numpy-floats* (cons -1 nil)
+(define-session-cache *numpy-floats* (cons -1 nil)
   "(generation . whether numpy imports) for the floats of PYEVAL and PYEXEC.")
 
 (defun numpy-floats-p ()

@@ -5,7 +5,7 @@
 ;;; Pointers of None and ().
 (defun none-pointer () (python-start-if-not-alive) (%none))
 
-(defvar *empty-tuple* (cons -1 nil))
+(define-session-cache *empty-tuple* (cons -1 nil))
 (defun empty-tuple-pointer ()
   (python-start-if-not-alive)
   (let ((g (%generation)))

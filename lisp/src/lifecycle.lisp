@@ -33,7 +33,7 @@ Python names (SETF PYVALUE, IMPORT-MODULE, IMPORT-FUNCTION, RAW-PYEXEC, PYEXEC).
   "How many times Python was started in this process (0 before the first start)."
   (%generation))
 
-(defvar *numpy-available* :unknown)
+(define-session-cache *numpy-available* :unknown)
 
 (defun numpy-available-p ()
   "T if numpy can be imported by the running Python."
@@ -60,8 +60,7 @@ Python names (SETF PYVALUE, IMPORT-MODULE, IMPORT-FUNCTION, RAW-PYEXEC, PYEXEC).
   "What every start does after the shim started or resumed Python: fresh caches, output
 capture and callbacks attached, *ADDITIONAL-INIT-CODES* run."
   (bump-epoch)
-  (clrhash *type-cache*)
-  (setf *numpy-available* :unknown)
+  (reset-session-caches)
   (setf *default-python-output* *standard-output*
         *default-python-error-output* *error-output*)
   ;; The configuration variables now describe the interpreter that runs.
@@ -83,8 +82,7 @@ capture and callbacks attached, *ADDITIONAL-INIT-CODES* run."
 (defun end-lisp-session ()
   "What every stop does on the Lisp side: cached lookups and Lisp handles of the session go."
   (bump-epoch)
-  (clrhash *type-cache*)
-  (setf *numpy-available* :unknown)
+  (reset-session-caches)
   (clrhash *callback-functions*)
   (clrhash *lisp-object-handles*)
   (clrhash *lisp-conditions*))

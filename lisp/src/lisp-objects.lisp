@@ -62,7 +62,7 @@ lispified, or signal PYTHON-ATTRIBUTE-MISSING. Specialise it for your classes.")
 (defmethod python-setattr ((object standard-object) slot-name value)
   (setf (slot-value object (object-slot object slot-name)) value))
 
-(defvar *lisp-object-class* (cons 0 nil)
+(define-session-cache *lisp-object-class* (cons 0 nil)
   "(generation . new reference to py4cl2_cffi.LispObject).")
 
 (defun lisp-object-class ()

@@ -38,7 +38,7 @@ Returns the values of BODY."
   "Python type name (\"fractions.Fraction\") -> function of a borrowed pointer returning a Lisp
 value, for objects the shim does not convert itself.")
 
-(defvar *type-cache* (make-sync-table)
+(define-session-cache *type-cache* (make-sync-table)
   "Type object address -> lispifier function or :WRAP, for the running Python.")
 
 (defmacro define-lispifier (name (pyobject-var) &body body)

@@ -131,7 +131,7 @@ py4cl2-cffi named them). NIL when there is none."
                           map :test #'equal)))
     (nreverse map)))
 
-(defvar *pyfun-kwnames* (make-sync-table :test 'equal)
+(define-session-cache *pyfun-kwnames* (make-sync-table :test 'equal)
   "List of Python keyword names -> (generation . tuple of str).")
 
 (defun pyfun-kwnames (names)

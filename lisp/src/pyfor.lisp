@@ -13,7 +13,7 @@
   (declare (ignore pointer))
   +pyfor-end+)
 
-(defvar *pyfor-end* (cons -1 nil)
+(define-session-cache *pyfor-end* (cons -1 nil)
   "(generation . wrapper of _py4cl2_cffi.pyfor_end).")
 
 (defun pyfor-end ()

@@ -147,6 +147,30 @@ def describe(o, width=70, most=200):
 (defconstant +dead-generation+ (1- (expt 2 64))
   "The generation of wrappers that died with their process (a saved image); no start reaches it.")
 
+(defvar *session-caches* '()
+  "(SYMBOL . FUNCTION) for each cache declared with DEFINE-SESSION-CACHE: FUNCTION makes its
+empty value.")
+
+(defun register-session-cache (symbol fresh)
+  (setf *session-caches* (acons symbol fresh (remove symbol *session-caches* :key #'car))))
+
+(defmacro define-session-cache (name initial-value &optional documentation)
+  "Defines the special variable NAME, a cache of facts or objects of the running Python that is
+emptied when a session ends and before a Lisp image is saved (RESET-SESSION-CACHES): a hash
+table is cleared, any other value is set to a fresh INITIAL-VALUE."
+  `(progn
+     (defvar ,name ,initial-value ,@(when documentation (list documentation)))
+     (register-session-cache ',name (lambda () ,initial-value))
+     ',name))
+
+(defun reset-session-caches ()
+  "Empties every cache declared with DEFINE-SESSION-CACHE."
+  (loop for (symbol . fresh) in *session-caches*
+        do (let ((old (symbol-value symbol)))
+             (if (hash-table-p old)
+                 (clrhash old)
+                 (setf (symbol-value symbol) (funcall fresh))))))
+
 (defun forget-python-objects ()
   "Makes everything Lisp holds from the running Python unusable and harmless, so that a Lisp
 image saved now starts a new Python cleanly: wrappers become dead (using one signals
@@ -161,24 +185,8 @@ SB-EXT:*SAVE-HOOKS* on SBCL; Python itself is left as it is (it does not outlive
           (progn (tg:cancel-finalization o)
                  (setf (pyobject-wrapper-generation o) +dead-generation+))
           (setf (slot-value o 'state) (vector -1 nil 0)))))
-  (flet ((reset (name value)
-           (let ((symbol (find-symbol name :py4cl2-cffi)))
-             (when (and symbol (boundp symbol))
-               (let ((old (symbol-value symbol)))
-                 (if (hash-table-p old)
-                     (clrhash old)
-                     (setf (symbol-value symbol) value)))))))
-    ;; Every cache of the core keyed by generation (a missing one is skipped).
-    (dolist (table '("*KWNAMES*" "*METHOD-NAMES*" "*TYPE-CACHE*" "*NAME-CELLS*" "*HELPER-CELLS*"
-                     "*PYFUN-KWNAMES*"))
-      (reset table nil))
-    (reset "*EMPTY-TUPLE*" (cons -1 nil))
-    (reset "*LISP-OBJECT-CLASS*" (cons -1 nil))
-    (reset "*ARRAY-HELPERS-GENERATION*" -1)
-    (reset "*MODULE-INFO-GENERATION*" -1)
-    (reset "*NUMPY-AVAILABLE*" :unknown)
-    (let ((bump (find-symbol "BUMP-EPOCH" :py4cl2-cffi)))
-      (when (and bump (fboundp bump)) (funcall bump))))
+  (reset-session-caches)
+  (bump-epoch)
   (values))
 
 #+sbcl (pushnew 'forget-python-objects sb-ext:*save-hooks*)

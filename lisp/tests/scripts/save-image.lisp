@@ -14,14 +14,16 @@
 
 (defun image-work (x)
   "Calls through every cache: a constant-name cell, keyword names, a method name, a dotted
-lookup, chain*, None's pointer."
+lookup, chain*, None's pointer, pyfor's end marker, pyeval's numpy floats."
   (list (pycall "str" x) (pycall "math.sqrt" 16) (pycall "sum" '(1 2 3) :start x)
         (pymethod "a,b" "split" ",") (chain* "ab" '(upper))
-        (cffi:pointerp +py-none-pointer+) (pyvalue "sys.version_info.major")))
+        (cffi:pointerp +py-none-pointer+) (pyvalue "sys.version_info.major")
+        (iterate:iter (iterate:for v pyfor (list x 7)) (iterate:collect v))
+        (pyeval 1.5)))
 
 (defun check-work (x)
   (let ((w (image-work x)))
-    (unless (equalp w (list (princ-to-string x) 4.0d0 (+ 6 x) #("a" "b") "AB" t 3))
+    (unless (equalp w (list (princ-to-string x) 4.0d0 (+ 6 x) #("a" "b") "AB" t 3 (list x 7) 1.5))
       (error "wrong results ~S" w))
     w))
 
