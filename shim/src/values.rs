@@ -266,6 +266,7 @@ pub(crate) unsafe fn to_value(
 }
 
 /// Finishes a call: converts `r` (new reference or NULL) into `out`.
+#[inline]
 pub(crate) fn finish(
     e: &Entry,
     r: *mut PyObject,
