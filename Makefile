@@ -4,7 +4,7 @@ CARGO ?= cargo
 export PY4CL2_CFFI_SHIM := $(CURDIR)/target/release/libpy4cl2_cffi_shim.so
 DEMO_CONFIG := $(CURDIR)/target/demo-config.toml
 
-.PHONY: demo test setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests sid-matrix matrix-total matrix-readme bench
+.PHONY: demo test setup venvs rust-checks lint-workflows api-docs rust-tests lisp-matrix install-tests sid-matrix matrix-total matrix-readme bench
 
 ## Start Python from Lisp and do real work (math, strings, a dict, an error caught, numpy).
 demo: setup
@@ -18,7 +18,7 @@ demo: setup
 ## as a user does and environments on demand, then the same shim in a Debian sid root
 ## (CPython 3.14/3.15, SBCL 2.6, ECL 24), and the total; each part's duration is printed.
 test:
-	@MAKE="$(MAKE)" tools/timed-parts.sh setup venvs rust-checks lint-workflows rust-tests lisp-matrix install-tests sid-matrix matrix-total
+	@MAKE="$(MAKE)" tools/timed-parts.sh setup venvs rust-checks lint-workflows api-docs rust-tests lisp-matrix install-tests sid-matrix matrix-total
 
 setup:
 	tools/setup.sh
@@ -32,6 +32,12 @@ rust-checks:
 
 lint-workflows:
 	tools/lint-workflows.sh
+
+## docs/api.md must be what tools/api-reference.lisp makes from the docstrings (every export
+## documented); regenerate it with: sbcl --script tools/api-reference.lisp > docs/api.md
+api-docs:
+	@sbcl --script tools/api-reference.lisp > target/api.md && diff -u docs/api.md target/api.md \
+	  || { echo "docs/api.md is out of date or an export has no docstring (see above)" >&2; exit 1; }
 
 rust-tests:
 	PY4CL2_CFFI_REQUIRE_ALL=1 $(CARGO) test --release --workspace

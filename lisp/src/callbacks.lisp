@@ -128,6 +128,9 @@ Beyond it the innermost call signals CALLBACK-DEPTH-EXCEEDED instead of running 
 Python (callbacks) nest deeper than *MAX-CALLBACK-DEPTH*. Python sees a LispError; the
 condition comes back to the Lisp code that called Python."))
 
+(setf (documentation 'callback-depth-exceeded-depth 'function)
+      "The nesting depth of Lisp functions called by Python that a CALLBACK-DEPTH-EXCEEDED reached.")
+
 ;;; Threads that Python makes call Lisp only through callbacks and output. SBCL attaches such a
 ;;; foreign thread to Lisp by itself for the duration of the callback. ECL must be told: the
 ;;; shim calls these two C functions around the callback (ecl_import_current_thread and

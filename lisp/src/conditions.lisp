@@ -68,6 +68,10 @@ that were still inside Python."))
 timeout ran out (they were asked to leave with py4cl2_cffi.PythonStopping, a KeyboardInterrupt,
 but were in Lisp code, blocked in a system call or in a lock). Nothing was stopped."))
 
+(setf (documentation 'python-stop-busy-error-threads 'function)
+      "The Lisp threads (or, for threads Python made, their identifiers) that were still inside
+Python when a PYSTOP gave up with PYTHON-STOP-BUSY-ERROR.")
+
 (define-condition stale-pyobject-error (shim-error) ()
   (:documentation "A PYOBJECT-WRAPPER from an earlier start of Python was used."))
 

@@ -112,22 +112,50 @@ frame; whatever this says, a conversion also stops when the thread's stack is ne
 (define-condition conversion-depth-exceeded (error)
   ((depth :initarg :depth :reader conversion-depth-exceeded-depth)
    (limit :initarg :limit :reader conversion-depth-exceeded-limit)
-   (direction :initarg :direction :reader conversion-depth-exceeded-direction))
+   (direction :initarg :direction :reader conversion-depth-exceeded-direction)
+   (reason :initarg :reason :initform :depth :reader conversion-depth-exceeded-reason
+           :documentation "Why: :DEPTH (beyond the limit), :CIRCULAR or :STACK (the thread's
+stack nearly used up below the limit)."))
   (:report (lambda (c s)
-             (format s "A value nested ~D levels deep (or circular) was being converted ~
-                        ~:[from Lisp to Python~;from Python to Lisp~]: beyond ~
-                        PY4CL2-CFFI:*MAX-CONVERSION-DEPTH* (~D) or the stack this thread has ~
-                        left. Nothing was converted; the ~:[Lisp value~;Python object~] is left ~
-                        as it was. Bind *MAX-CONVERSION-DEPTH* higher for deeper data, or keep ~
-                        the object in Python (WITH-REMOTE-OBJECTS)."
-                     (conversion-depth-exceeded-depth c)
-                     (eq (conversion-depth-exceeded-direction c) :to-lisp)
-                     (conversion-depth-exceeded-limit c)
-                     (eq (conversion-depth-exceeded-direction c) :to-lisp))))
+             (let ((depth (conversion-depth-exceeded-depth c))
+                   (limit (conversion-depth-exceeded-limit c))
+                   (to-lisp (eq (conversion-depth-exceeded-direction c) :to-lisp)))
+               (ecase (conversion-depth-exceeded-reason c)
+                 (:depth
+                  (format s "A value nested ~D levels deep was being converted ~
+                             ~:[from Lisp to Python~;from Python to Lisp~]: beyond ~
+                             PY4CL2-CFFI:*MAX-CONVERSION-DEPTH* (~D). "
+                          depth to-lisp limit))
+                 (:circular
+                  (format s "A circular list (at nesting level ~D) was being converted from ~
+                             Lisp to Python. " depth))
+                 ;; Below the limit: the stack ran low, most often through recursion (Lisp
+                 ;; functions that Python calls calling Python again), not the value itself.
+                 (:stack
+                  (format s "This thread's stack was nearly used up when a value (at nesting ~
+                             level ~D) was being converted ~:[from Lisp to Python~;from Python ~
+                             to Lisp~]: deep recursion through Python and Lisp, or deeply ~
+                             nested data. "
+                          depth to-lisp)))
+               (format s "Nothing was converted; the ~:[Lisp value~;Python object~] is left ~
+                          as it was. Bind *MAX-CONVERSION-DEPTH* higher for deeper data, or keep ~
+                          the object in Python (WITH-REMOTE-OBJECTS)."
+                       to-lisp))))
   (:documentation "Signalled when a value to convert (either way) is nested deeper than
 *MAX-CONVERSION-DEPTH* (LIMIT), is circular, or would exhaust the thread's stack; DEPTH is the
 level reached, DIRECTION :TO-LISP or :TO-PYTHON. What was converted so far is released; the
 source value is unchanged."))
+
+(setf (documentation 'conversion-depth-exceeded-depth 'function)
+      "The nesting level a CONVERSION-DEPTH-EXCEEDED was signalled at."
+      (documentation 'conversion-depth-exceeded-limit 'function)
+      "The *MAX-CONVERSION-DEPTH* in effect when a CONVERSION-DEPTH-EXCEEDED was signalled."
+      (documentation 'conversion-depth-exceeded-direction 'function)
+      "Which way the conversion went: :TO-LISP or :TO-PYTHON."
+      (documentation 'conversion-depth-exceeded-reason 'function)
+      "Why the conversion stopped: :DEPTH (nested beyond the limit), :CIRCULAR (a circular list)
+or :STACK (the thread's stack was nearly used up first, usually by deep recursion through Lisp
+functions that Python calls).")
 
 (declaim (inline stack-nearly-exhausted-p))
 (defun stack-nearly-exhausted-p ()
@@ -143,18 +171,19 @@ source value is unchanged."))
   #+ecl (> (the fixnum (si::frs-top)) 1900)
   #-(or sbcl ecl) nil)
 
-(defun conversion-depth-error (direction)
+(defun conversion-depth-error (direction &optional (reason :depth))
   (error 'conversion-depth-exceeded :depth *conversion-depth* :limit *max-conversion-depth*
-                                    :direction direction))
+                                    :direction direction :reason reason))
 
 (defmacro with-conversion-level ((direction) &body body)
   "Runs BODY, the conversion of one container in DIRECTION (:TO-LISP or :TO-PYTHON), one level
 deeper; signals CONVERSION-DEPTH-EXCEEDED beyond *MAX-CONVERSION-DEPTH* or when the stack is
 nearly used up. Establishes no frame (it binds a special variable)."
   `(let ((*conversion-depth* (1+ *conversion-depth*)))
-     (when (or (> *conversion-depth* (the fixnum *max-conversion-depth*))
-               (stack-nearly-exhausted-p))
-       (conversion-depth-error ,direction))
+     (cond ((> *conversion-depth* (the fixnum *max-conversion-depth*))
+            (conversion-depth-error ,direction :depth))
+           ((stack-nearly-exhausted-p)
+            (conversion-depth-error ,direction :stack)))
      ,@body))
 
 ;;; Objects (new references) -> Lisp.

@@ -63,6 +63,7 @@
    #:conversion-depth-exceeded
    #:conversion-depth-exceeded-depth
    #:conversion-depth-exceeded-limit
+   #:conversion-depth-exceeded-reason
    #:conversion-depth-exceeded-direction
 
    ;; Python objects held from Lisp.

@@ -189,7 +189,7 @@ UNWIND-PROTECT, so nested conversions cost one frame per level)."
 (defmethod pythonize ((x list))
   (unless (list-length x)                 ; circular
     (let ((*conversion-depth* (1+ *conversion-depth*)))
-      (conversion-depth-error :to-python)))
+      (conversion-depth-error :to-python :circular)))
   (with-conversion-level (:to-python)
     (with-packed-values (p n) x
       (check-pointer (%tuple-from p n)))))
