@@ -2,8 +2,9 @@
 
 The loader runs this file once per interpreter (a fresh initialisation), in a new module
 object registered as ``_py4cl2_cffi``; it never lives in, or depends on, ``__main__``. The
-loader calls ``begin_session`` at every start (fresh or resumed) and ``end_session`` at a soft
-stop; the shim and the Lisp side call the other functions. Valid Python 3.8 to 3.15.
+loader then calls ``post_init`` (once per fresh initialisation), ``begin_session`` at every
+start (fresh or resumed) and ``end_session`` at a soft stop; the shim and the Lisp side call
+the other functions. Only the stdlib is imported before ``post_init`` has set the paths. Valid Python 3.8 to 3.15.
 """
 
 import sys
@@ -12,6 +13,52 @@ import gc
 import threading
 
 __all__ = []
+
+# --- Start --------------------------------------------------------------------------------
+
+def post_init(prefix, executable, site_dirs, pinned):
+    """Called by the loader once after each fresh initialisation, before begin_session.
+
+    prefix, executable: the interpreter's recorded sys.prefix and executable; site_dirs: its
+    site-packages folders; pinned: the extension modules an earlier start left mapped."""
+    if os.path.realpath(sys.prefix) != os.path.realpath(prefix):
+        # Python did not arrive at the requested prefix from the program name. This happens
+        # when a pinned libpython is initialised again (it keeps the paths it computed the
+        # first time) or for unusual layouts: put the venv/conda prefix and its site-packages
+        # in place by hand.
+        import site
+        old = [p for p in sys.path if p.rstrip('/').endswith(('site-packages', 'dist-packages'))]
+        sys.path[:] = [p for p in sys.path if p not in old]
+        sys.prefix = sys.exec_prefix = prefix
+        sys.executable = executable
+        for p in site_dirs:
+            if os.path.isdir(p):
+                site.addsitedir(p)
+    if pinned:
+        sys.meta_path.insert(0, _pinned_extension_finder(pinned))
+
+
+def _pinned_extension_finder(pinned_files):
+    class Py4cl2PinnedExtensionFinder:
+        """Refuses to import extension modules that an earlier start left mapped."""
+        pinned = {os.path.realpath(p) for p in pinned_files}
+        names = {os.path.basename(p).split('.')[0] for p in pinned_files}
+
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            if name.rpartition('.')[2] not in cls.names:
+                return None
+            import importlib.machinery
+            spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+            if spec is not None and spec.origin and os.path.realpath(spec.origin) in cls.pinned:
+                raise ImportError(
+                    "py4cl2-cffi: cannot import %s again: its extension module %s stayed loaded "
+                    "when Python was finalised earlier in this process and cannot be initialised "
+                    "a second time; start a fresh process to import it" % (name, spec.origin),
+                    name=name, path=spec.origin)
+            return None
+    return Py4cl2PinnedExtensionFinder
+
 
 # --- Sessions -----------------------------------------------------------------------------
 #
@@ -195,15 +242,32 @@ class LispObject:
         return list(object.__getattribute__(self, "_lisp_call")(3))
 
 
-# The public face, importable as `py4cl2_cffi` from Python code.
+class LispCharacter(str):
+    """A Lisp character seen from Python: a str of length 1 that py4cl2-cffi converts back to a Lisp character. str(c) is the plain str."""
+
+    # Made by the shim from a Lisp character (values.rs keeps the class and the instances of
+    # code points 0..256); it behaves as the plain str in Python (==, hashing, json.dumps,
+    # concatenation) and the shim converts it back to a character.
+    __slots__ = ()
+
+
+# The public face, importable as `py4cl2_cffi` from Python code (pickle finds LispCharacter
+# there).
 import types as _types
 
 py4cl2_cffi = _types.ModuleType("py4cl2_cffi", "What Python sees of Lisp (py4cl2-cffi).")
-for _cls in (LispError, PythonStopping, LispObject):
+for _cls in (LispError, PythonStopping, LispObject, LispCharacter):
     _cls.__module__ = "py4cl2_cffi"
     setattr(py4cl2_cffi, _cls.__name__, _cls)
 sys.modules["py4cl2_cffi"] = py4cl2_cffi
 del _cls, _types
+
+
+def type_name(obj):
+    """The qualified name of obj's type: 'int', 'numpy.ndarray', 'collections.OrderedDict'
+    (builtins without their module)."""
+    t = type(obj)
+    return t.__qualname__ if t.__module__ == "builtins" else t.__module__ + "." + t.__qualname__
 
 
 def format_exception(e):

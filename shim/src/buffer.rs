@@ -6,10 +6,14 @@
 //! `memcpy` when the source is C-contiguous; [`p4s_buffer_objects`] converts the elements of an
 //! object array instead. [`p4s_memoryview`] wraps Lisp memory as a memoryview of a given format
 //! and shape, which `numpy.asarray` turns into an array sharing it.
+//!
+//! May depend on: last_error, gil, pyerr, values, vectorcall (and lib).
 
-use crate::errors::{set_last_error, take_python_error};
 use crate::gil::enter;
+use crate::last_error::set_last_error;
+use crate::pyerr::take_python_error;
 use crate::values::{release_value, to_value, P4sValue};
+use crate::vectorcall::vectorcall;
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::ffi_types::*;
 use std::ffi::{c_char, c_void};
@@ -248,7 +252,7 @@ export! {
             let cast = (api.PyUnicode_FromString)(c"cast".as_ptr());
             let args: Vec<*mut PyObject> = if shp.is_null() { vec![fmt] } else { vec![fmt, shp] };
             let m = (api.PyObject_GetAttr)(raw, cast);
-            let r = if m.is_null() { std::ptr::null_mut() } else { crate::call::vectorcall(api, m, &args, std::ptr::null_mut()) };
+            let r = if m.is_null() { std::ptr::null_mut() } else { vectorcall(api, m, &args, std::ptr::null_mut()) };
             for o in [m, cast, fmt, shp, raw] {
                 (api.Py_DecRef)(o);
             }

@@ -6,9 +6,13 @@
 //! (so Lisp may call back into Python), gives Lisp its own floating-point traps, calls the
 //! handler with `(handle, args tuple, kwargs dict or NULL)`, and masks traps again. When Python
 //! drops the function, the capsule's destructor tells Lisp to forget the handle.
+//!
+//! May depend on: last_error, gil, pyerr, vectorcall (and lib).
 
-use crate::errors::{set_last_error, take_python_error};
-use crate::gil::{self, enter, Entry};
+use crate::gil::{self, enter};
+use crate::last_error::set_last_error;
+use crate::pyerr::{kept_exception, lisp_error_type, lisp_handle_of, take_python_error};
+use crate::vectorcall::vectorcall;
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
@@ -239,19 +243,6 @@ export! {
     }
 }
 
-/// The `py4cl2_cffi.LispError` class of the running interpreter (borrowed: the helper module
-/// keeps it), or NULL with the error set.
-fn lisp_error_type(e: &Entry) -> *mut PyObject {
-    let api = e.api();
-    // SAFETY: GIL held; the helper module is live; a new reference or NULL.
-    let t = unsafe { (api.PyObject_GetAttrString)(e.runtime().helpers(), c"LispError".as_ptr()) };
-    if !t.is_null() {
-        // SAFETY: the helper module keeps the class alive for the life of the interpreter.
-        unsafe { (api.Py_DecRef)(t) };
-    }
-    t
-}
-
 export! {
     /// Inside a callback: raises `py4cl2_cffi.LispError(message)` in Python carrying the Lisp
     /// `handle` of the condition (attribute `lisp_handle`), then the callback returns NULL.
@@ -287,7 +278,7 @@ export! {
             }
             let limit = (api.Py_GetRecursionLimit)();
             (api.Py_SetRecursionLimit)(limit.saturating_add(50));
-            let exc = crate::call::vectorcall(api, t, &[msg], std::ptr::null_mut());
+            let exc = vectorcall(api, t, &[msg], std::ptr::null_mut());
             (api.Py_SetRecursionLimit)(limit);
             (api.Py_DecRef)(msg);
             if exc.is_null() {
@@ -324,47 +315,7 @@ export! {
     /// Fails: -1 when there is no kept `LispError` or Python is not running.
     fn p4s_error_lisp_handle() -> i64, on_panic = -1, {
         let Some(e) = enter() else { return -1 };
-        let v = crate::errors::kept_exception(&e);
+        let v = kept_exception(&e);
         lisp_handle_of(&e, v)
     }
-}
-
-/// The Lisp handle carried by exception `v` or the first `LispError` of its context chain,
-/// else -1 (GIL held; errors are cleared).
-pub(crate) fn lisp_handle_of(e: &Entry, mut v: *mut PyObject) -> i64 {
-    let api = e.api();
-    let t = lisp_error_type(e);
-    for _ in 0..16 {
-        if v.is_null() || t.is_null() {
-            break;
-        }
-        // SAFETY: GIL held; `v` an exception instance; attribute lookups return new refs.
-        unsafe {
-            if (api.PyObject_IsInstance)(v, t) == 1 {
-                let h = (api.PyObject_GetAttrString)(v, c"lisp_handle".as_ptr());
-                if h.is_null() {
-                    (api.PyErr_Clear)();
-                    return -1;
-                }
-                let mut of = 0;
-                let n = (api.PyLong_AsLongLongAndOverflow)(h, &mut of);
-                (api.Py_DecRef)(h);
-                (api.PyErr_Clear)();
-                return n;
-            }
-            let next = (api.PyObject_GetAttrString)(v, c"__context__".as_ptr());
-            if next.is_null() {
-                (api.PyErr_Clear)();
-                return -1;
-            }
-            // Borrow: the chain is kept alive by the exception we were given.
-            (api.Py_DecRef)(next);
-            v = if next == api._Py_NoneStruct {
-                std::ptr::null_mut()
-            } else {
-                next
-            };
-        }
-    }
-    -1
 }

@@ -1,7 +1,9 @@
 //! Python environments on demand for the Lisp side: `p4s_env_ensure` makes or reuses the venv
 //! for a requirement set (the work is the config crate's `environments::ensure`).
+//!
+//! May depend on: last_error, lifecycle (and lib).
 
-use crate::errors::set_last_error;
+use crate::last_error::set_last_error;
 use crate::lifecycle::chain;
 use py4cl2_cffi_loader::config::environments::{self, Progress};
 use std::ffi::{c_char, CString};

@@ -14,6 +14,8 @@
 //! MXCSR) says so with [`p4s_set_fp_policy`]; its x87 control word is then masked once and
 //! left masked (the x87 sticky flags are still cleared on every way out, so that a later
 //! unmasking by the Lisp cannot fault). ECL keeps the exact restore: its long-floats are x87.
+//!
+//! May depend on: nothing but lib's constants.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

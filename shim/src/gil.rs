@@ -19,9 +19,11 @@
 //! **Threads that Python made** (`threading.Thread`) run Lisp code only when Python calls a
 //! Lisp callback or writes output; [`in_lisp`] then marks them as holding the GIL for the
 //! duration without adopting their thread state, which Python deletes when such a thread ends.
+//!
+//! May depend on: last_error, fp, interrupt (and lib).
 
-use crate::errors::{set_error, set_last_error};
 use crate::fp;
+use crate::last_error::{set_error, set_last_error};
 use crate::{P4S_NOT_STARTED, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::{PyObject, PyThreadState};
@@ -693,5 +695,27 @@ export! {
             .iter()
             .filter(|r| Arc::as_ptr(r) != me && r.active.load(Ordering::SeqCst))
             .count() as i64
+    }
+}
+
+export! {
+    /// Asks Python to raise `KeyboardInterrupt` in the thread whose identifier (pthread_self,
+    /// as `threading.get_ident()` reports it) is `ident`, at that thread's next bytecode. Call
+    /// it from another thread: it takes the GIL, so it waits while the target holds it (Python
+    /// hands it over within the switch interval). Returns 1 when the request was placed, 0
+    /// when no Python thread state has that identifier, or `P4S_ERROR` when Python is not
+    /// started. A request still pending when the target leaves Python is withdrawn then.
+    ///
+    /// Owns: nothing.
+    /// GIL: takes it itself (nestable, any thread); Python must be running (so it waits while the
+    ///   target holds it); call it from another thread.
+    /// Fails: -2 (code `P4S_NOT_STARTED`) when Python is not running; 0 (not a failure) when no
+    ///   thread has that identifier.
+    fn p4s_interrupt_thread(ident: u64) -> i32, on_panic = crate::P4S_ERROR, {
+        let Some(e) = enter() else { return crate::P4S_ERROR };
+        let api = e.api();
+        // SAFETY: PyExc_KeyboardInterrupt is read after initialisation.
+        let found = crate::interrupt::request(api, unsafe { py4cl2_cffi_loader::api::Api::read_pointer(api.PyExc_KeyboardInterrupt) }, &[ident]);
+        found.min(1) as i32
     }
 }

@@ -3,15 +3,18 @@
 //! A Lisp interrupt (C-c at the REPL, SLIME's interrupt, a timeout) must never unwind through
 //! Python's C frames: the thread state would keep pointers into the abandoned stack and the
 //! next call would crash. The Lisp side therefore defers interrupts while a thread is inside
-//! Python. A watcher thread sees the deferred interrupt and calls [`p4s_interrupt_thread`],
+//! Python. A watcher thread sees the deferred interrupt and calls `gil::p4s_interrupt_thread`,
 //! which makes Python raise `KeyboardInterrupt` in that thread at its next bytecode. The call
 //! then returns with that error, and the deferred interrupt runs in Lisp.
 //!
 //! If the call finishes before Python gets to raise it, the request must not linger and hit
 //! a later, unrelated call. The outermost exit of the thread ([`clear_own_request`], called
 //! from `gil`) therefore withdraws any request still recorded for it.
+//!
+//! May depend on: last_error (and lib); it sits below `gil`, which calls it at every outermost
+//! exit, so the export that takes the GIL to place a request, `p4s_interrupt_thread`, is in
+//! `gil`.
 
-use crate::gil::enter;
 use py4cl2_cffi_loader::api::Api;
 use std::os::raw::c_ulong;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,28 +83,6 @@ pub(crate) fn withdraw(api: &Api, idents: &[u64]) {
     ANY_REQUESTED.store(!requested.is_empty(), Ordering::Release);
 }
 
-export! {
-    /// Asks Python to raise `KeyboardInterrupt` in the thread whose identifier (pthread_self,
-    /// as `threading.get_ident()` reports it) is `ident`, at that thread's next bytecode. Call
-    /// it from another thread: it takes the GIL, so it waits while the target holds it (Python
-    /// hands it over within the switch interval). Returns 1 when the request was placed, 0
-    /// when no Python thread state has that identifier, or `P4S_ERROR` when Python is not
-    /// started. A request still pending when the target leaves Python is withdrawn then.
-    ///
-    /// Owns: nothing.
-    /// GIL: takes it itself (nestable, any thread); Python must be running (so it waits while the
-    ///   target holds it); call it from another thread.
-    /// Fails: -2 (code `P4S_NOT_STARTED`) when Python is not running; 0 (not a failure) when no
-    ///   thread has that identifier.
-    fn p4s_interrupt_thread(ident: u64) -> i32, on_panic = crate::P4S_ERROR, {
-        let Some(e) = enter() else { return crate::P4S_ERROR };
-        let api = e.api();
-        // SAFETY: PyExc_KeyboardInterrupt is read after initialisation.
-        let found = request(api, unsafe { Api::read_pointer(api.PyExc_KeyboardInterrupt) }, &[ident]);
-        found.min(1) as i32
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Observing signals that the Lisp runtime defers. A Lisp handles C-c (SIGINT) and timers
 // (SIGALRM) in the thread that receives them, usually the main thread; while that thread is
@@ -157,7 +138,7 @@ export! {
     ///   read or set.
     fn p4s_observe_signal(sig: i32) -> i32, on_panic = crate::P4S_ERROR, {
         let Some(i) = usize::try_from(sig).ok().filter(|i| (1..OBSERVED).contains(i)) else {
-            crate::errors::set_last_error("p4s_observe_signal: signal number out of range");
+            crate::last_error::set_last_error("p4s_observe_signal: signal number out of range");
             return crate::P4S_ERROR;
         };
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
@@ -168,7 +149,7 @@ export! {
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
         // SAFETY: sigaction with a NULL new action only reads the current one into `old`.
         if unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) } != 0 {
-            crate::errors::set_last_error("p4s_observe_signal: cannot read the handler");
+            crate::last_error::set_last_error("p4s_observe_signal: cannot read the handler");
             return crate::P4S_ERROR;
         }
         PREVIOUS_FN[i].store(old.sa_sigaction, Ordering::Release);
@@ -179,7 +160,7 @@ export! {
         // SAFETY: installs our observer with the old mask and flags (plus SA_SIGINFO); the old
         // handler is recorded above and called by the observer.
         if unsafe { libc::sigaction(sig, &new, std::ptr::null_mut()) } != 0 {
-            crate::errors::set_last_error("p4s_observe_signal: cannot install the observer");
+            crate::last_error::set_last_error("p4s_observe_signal: cannot install the observer");
             return crate::P4S_ERROR;
         }
         installed[i] = true;

@@ -12,7 +12,7 @@
 //!   return `0` for success, [`P4S_PYERROR`] (`-1`) when Python raised, [`P4S_ERROR`] (`-2`) for
 //!   a shim-level error (not started, bad argument). A Python exception is taken out of Python
 //!   at once and kept for this thread: read it with the `p4s_error_*` functions. A shim error's
-//!   text is [`errors::p4s_last_error`].
+//!   text is [`last_error::p4s_last_error`].
 //! - **Panics** never cross the boundary: each function is made by one macro that catches them
 //!   and turns them into a shim error.
 //! - **Each export's doc** ends with three lines: `Owns:` (who owns what it returns or fills
@@ -38,7 +38,7 @@ macro_rules! export {
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || -> $ret { $body })) {
                 Ok(v) => v,
                 Err(_) => {
-                    $crate::errors::set_last_error(concat!("internal error: panic in ", stringify!($name)));
+                    $crate::last_error::set_last_error(concat!("internal error: panic in ", stringify!($name)));
                     $fail
                 }
             }
@@ -46,17 +46,25 @@ macro_rules! export {
     };
 }
 
-pub mod buffer;
-pub mod call;
-pub mod callback;
+// The modules in layers, each using only the ones above it (`shim/tests/module_layers.rs`
+// fails on any import cycle); each module's `//!` doc says what it may depend on.
+mod args; // checking and copying export arguments
+pub mod buffer; // buffers and arrays
+pub mod call; // calls: packed, methods, with objects
+pub mod callback; // Lisp functions callable from Python
 pub mod environments;
-pub mod errors;
-mod fp;
-pub mod gil;
-pub mod interrupt;
-pub mod lifecycle;
-pub mod output;
-pub mod values;
+mod fp; // floating-point trap masking
+pub mod gil; // entering Python: GIL, threads in flight, the stop gate
+pub mod interrupt; // interrupt requests withdrawn at exit; signal observation
+pub mod last_error; // the shim's own last error (code, text); the leaf
+pub mod lifecycle; // start, stop
+pub mod names; // name lookup, globals, import
+pub mod objects; // attributes, items, type names, str, len
+pub mod output; // Python's stdout/stderr to Lisp
+pub mod pyerr; // Python exceptions kept per thread and described
+pub mod source; // running Python source text (the one place)
+pub mod values; // packed values in and out
+mod vectorcall; // calling a callable from Rust // discovering interpreters
 
 /// Status: success.
 pub const P4S_OK: i32 = 0;

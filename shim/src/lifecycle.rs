@@ -5,9 +5,11 @@
 //! leave with `py4cl2_cffi.PythonStopping` (a `KeyboardInterrupt`); only then does the loader
 //! end the session (softly, or by finalising). Status codes are distinct so that Lisp picks
 //! its condition from the code, never from the message.
+//!
+//! May depend on: last_error, gil, interrupt, pyerr, output (and lib).
 
-use crate::errors::{set_error, set_last_error};
 use crate::gil::{self, StopGate};
+use crate::last_error::{set_error, set_last_error};
 use crate::{
     P4S_BUSY, P4S_ERROR, P4S_NOT_STARTED, P4S_OK, P4S_OTHER_RUNNING, P4S_PINNED, P4S_REFUSED,
 };
@@ -245,7 +247,7 @@ export! {
         join_interrupters();
         if let Some(e) = gil::enter() {
             crate::output::forget(&e);
-            crate::errors::p4s_forget_kept(&e);
+            crate::pyerr::p4s_forget_kept(&e);
             gil::drain_now(&e);
         }
         let mode = if flags & P4S_STOP_FINALIZE != 0 { StopMode::Finalize } else { StopMode::Auto };

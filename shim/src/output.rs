@@ -13,9 +13,13 @@
 //! the thread started (or, without one, the streams the Lisp side chose as default). Writes
 //! that reach a stream object after its session ended (a soft stop) go to the process's file
 //! descriptor 1 or 2.
+//!
+//! May depend on: last_error, gil, pyerr, vectorcall (and lib).
 
-use crate::errors::{set_last_error, take_python_error};
 use crate::gil::{self, enter, Entry};
+use crate::last_error::set_last_error;
+use crate::pyerr::take_python_error;
+use crate::vectorcall::vectorcall;
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
@@ -96,7 +100,7 @@ fn route_of_this_python_thread(rt: &py4cl2_cffi_loader::Runtime) -> i64 {
             (api.PyErr_Clear)();
             return 0;
         }
-        let r = crate::call::vectorcall(api, f, &[], std::ptr::null_mut());
+        let r = vectorcall(api, f, &[], std::ptr::null_mut());
         (api.Py_DecRef)(f);
         if r.is_null() {
             (api.PyErr_Clear)();
@@ -237,7 +241,7 @@ fn install(e: &Entry, stream: i32) -> i32 {
         let obj = if w.is_null() || name.is_null() || fileno.is_null() {
             std::ptr::null_mut()
         } else {
-            crate::call::vectorcall(api, class, &[w, name, fileno], std::ptr::null_mut())
+            vectorcall(api, class, &[w, name, fileno], std::ptr::null_mut())
         };
         (api.Py_DecRef)(w);
         (api.Py_DecRef)(name);

@@ -4,9 +4,13 @@
 //! float, a string's code units, a borrowed object…) and the shim fills them with a result: a
 //! scalar inline, a string copied into the caller's UTF-32 scratch buffer when it fits, and any
 //! other object as a new reference with its kind in the tag, so Lisp dispatches without asking.
+//!
+//! May depend on: last_error, gil, pyerr, vectorcall (and lib).
 
-use crate::errors::take_python_error;
 use crate::gil::{enter, Entry};
+use crate::last_error::set_last_error;
+use crate::pyerr::take_python_error;
+use crate::vectorcall::vectorcall;
 use crate::{PyObject, P4S_ERROR, P4S_OK};
 use py4cl2_cffi_loader::api::Api;
 use py4cl2_cffi_loader::ffi_types::*;
@@ -261,6 +265,30 @@ pub(crate) unsafe fn to_value(
     P4S_OK
 }
 
+/// Finishes a call: converts `r` (new reference or NULL) into `out`.
+#[inline]
+pub(crate) fn finish(
+    e: &Entry,
+    r: *mut PyObject,
+    out: *mut P4sValue,
+    scratch: *mut u32,
+    cap: i64,
+) -> i32 {
+    if r.is_null() {
+        return take_python_error(e);
+    }
+    if out.is_null() {
+        // SAFETY: GIL held; the caller does not want the result.
+        unsafe { (e.api().Py_DecRef)(r) };
+        return P4S_OK;
+    }
+    // SAFETY: GIL held; `out`/`scratch` valid (caller's contract).
+    let st = unsafe { to_value(e, r, &mut *out, scratch, cap) };
+    // SAFETY: `to_value` took its own reference where it keeps the object.
+    unsafe { (e.api().Py_DecRef)(r) };
+    st
+}
+
 /// The address of `py4cl2_cffi.LispCharacter` in the interpreter of generation
 /// [`CHAR_TYPE_GENERATION`] (0: not made yet). Written under [`CHAR_TYPE_LOCK`] with the GIL
 /// held; read without a lock (a stale address is never compared: its generation differs).
@@ -280,10 +308,11 @@ fn is_char_type(e: &Entry, t: *mut PyObject) -> bool {
         && CHAR_TYPE.load(Ordering::Acquire) == t as usize
 }
 
-/// The class `py4cl2_cffi.LispCharacter` of the running interpreter (borrowed; kept until
-/// stop), made on first use: `class LispCharacter(str): __slots__ = ()`, also bound in the
-/// module `py4cl2_cffi` (made if missing) so that pickle finds it. A Lisp character becomes an
-/// instance of it holding that one character, which behaves as a str in Python (`==`, hashing,
+/// The class `py4cl2_cffi.LispCharacter` of the running interpreter (borrowed: the helper
+/// module keeps it), fetched from the helper module on first use in each session. It is
+/// `class LispCharacter(str): __slots__ = ()` of loader/src/helpers.py, also bound in the
+/// public module `py4cl2_cffi` so that pickle finds it. A Lisp character becomes an instance of
+/// it holding that one character, which behaves as a str in Python (`==`, hashing,
 /// `json.dumps`, concatenation give what the plain str would) and converts back to a Lisp
 /// character. NULL with a Python error set on failure (GIL held).
 pub(crate) fn char_type(api: &Api) -> *mut PyObject {
@@ -301,10 +330,17 @@ pub(crate) fn char_type(api: &Api) -> *mut PyObject {
             return t as *mut PyObject;
         }
     }
-    // SAFETY: GIL held (caller's contract); every object made here is checked and released.
-    let t = unsafe { make_char_type(api) };
+    // SAFETY: GIL held (caller's contract), so the interpreter cannot be freed meanwhile.
+    let Some(rt) = (unsafe { py4cl2_cffi_loader::interpreter() }) else {
+        set_type_error(api, "py4cl2-cffi: Python is not running");
+        return std::ptr::null_mut();
+    };
+    // SAFETY: GIL held; the helper module is live; a new reference or NULL (error set).
+    let t = unsafe { (api.PyObject_GetAttrString)(rt.helpers(), c"LispCharacter".as_ptr()) };
     if !t.is_null() {
-        // The cached instances belong to an earlier interpreter: forget them (not released).
+        // SAFETY: the helper module keeps the class alive for the life of the interpreter.
+        unsafe { (api.Py_DecRef)(t) };
+        // The cached instances belong to an earlier session: forget them (not released).
         for slot in &CHAR_CACHE {
             slot.store(0, Ordering::Release);
         }
@@ -312,52 +348,6 @@ pub(crate) fn char_type(api: &Api) -> *mut PyObject {
         CHAR_TYPE_GENERATION.store(generation, Ordering::Release);
     }
     t
-}
-
-/// Makes the `LispCharacter` class: `type('LispCharacter', (str,), {...})`.
-///
-/// # Safety
-/// The GIL must be held.
-unsafe fn make_char_type(api: &Api) -> *mut PyObject {
-    // SAFETY: (whole body) GIL held; each constructor returns a new reference or NULL, checked
-    // before use; SetItem steals, SetItemString/SetAttrString do not.
-    unsafe {
-        let name = (api.PyUnicode_FromString)(c"LispCharacter".as_ptr());
-        let bases = (api.PyTuple_New)(1);
-        let dict = (api.PyDict_New)();
-        let slots = (api.PyTuple_New)(0);
-        let module = (api.PyUnicode_FromString)(c"py4cl2_cffi".as_ptr());
-        let doc = (api.PyUnicode_FromString)(
-            c"A Lisp character seen from Python: a str of length 1 that py4cl2-cffi converts back to a Lisp character. str(c) is the plain str.".as_ptr(),
-        );
-        let args = (api.PyTuple_New)(3);
-        let mut t = std::ptr::null_mut();
-        let parts = [name, bases, dict, slots, module, doc, args];
-        if parts.iter().all(|p| !p.is_null())
-            && (api.PyDict_SetItemString)(dict, c"__slots__".as_ptr(), slots) == 0
-            && (api.PyDict_SetItemString)(dict, c"__module__".as_ptr(), module) == 0
-            && (api.PyDict_SetItemString)(dict, c"__doc__".as_ptr(), doc) == 0
-        {
-            (api.Py_IncRef)(api.PyUnicode_Type);
-            (api.PyTuple_SetItem)(bases, 0, api.PyUnicode_Type);
-            for (k, o) in [name, bases, dict].into_iter().enumerate() {
-                (api.Py_IncRef)(o);
-                (api.PyTuple_SetItem)(args, k as isize, o);
-            }
-            t = (api.PyObject_Call)(api.PyType_Type, args, std::ptr::null_mut());
-        }
-        for p in parts {
-            (api.Py_DecRef)(p);
-        }
-        if !t.is_null() {
-            // Bind it in the module py4cl2_cffi (borrowed; made when missing). Not fatal.
-            let m = (api.PyImport_AddModule)(c"py4cl2_cffi".as_ptr());
-            if m.is_null() || (api.PyObject_SetAttrString)(m, c"LispCharacter".as_ptr(), t) != 0 {
-                (api.PyErr_Clear)();
-            }
-        }
-        t
-    }
 }
 
 /// A new `LispCharacter` holding the character of code point `code` (GIL held). NULL with a
@@ -389,7 +379,7 @@ fn char_object(api: &Api, code: i64) -> *mut PyObject {
         if s.is_null() {
             return s;
         }
-        let c = crate::call::vectorcall(api, t, &[s], std::ptr::null_mut());
+        let c = vectorcall(api, t, &[s], std::ptr::null_mut());
         (api.Py_DecRef)(s);
         if let (Some(slot), false) = (slot, c.is_null()) {
             (api.Py_IncRef)(c);
@@ -441,23 +431,6 @@ unsafe fn str_value(
     P4S_OK
 }
 
-/// The UTF-8 bytes of a str object, borrowed from it (GIL held); None (error cleared) if `o`
-/// is not a str or cannot be encoded.
-pub(crate) fn utf8_of(e: &Entry, o: *mut PyObject) -> Option<&'static [u8]> {
-    let api = e.api();
-    let mut len = 0isize;
-    // SAFETY: GIL held; the returned buffer is cached in the str and lives as long as it does
-    // (the 'static lifetime is the caller's promise to copy before releasing `o`).
-    let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(o, &mut len) };
-    if p.is_null() {
-        // SAFETY: GIL held.
-        unsafe { (api.PyErr_Clear)() };
-        return None;
-    }
-    // SAFETY: `p` points to `len` bytes owned by `o`.
-    Some(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) })
-}
-
 export! {
     /// Makes a new object from one packed value. Arguments: `v` points to a value whose data
     /// pointers are valid for their lengths. Returns a new reference, or NULL (Python error
@@ -471,7 +444,7 @@ export! {
     fn p4s_from_value(v: *const P4sValue) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         if v.is_null() {
-            crate::errors::set_last_error("p4s_from_value: NULL value");
+            set_last_error("p4s_from_value: NULL value");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held; `v` valid (caller's contract).
@@ -498,7 +471,7 @@ export! {
     fn p4s_to_value(obj: *mut PyObject, out: *mut P4sValue, scratch: *mut u32, cap: i64) -> i32, on_panic = P4S_ERROR, {
         let Some(e) = enter() else { return P4S_ERROR };
         if obj.is_null() || out.is_null() {
-            crate::errors::set_last_error("p4s_to_value: NULL argument");
+            set_last_error("p4s_to_value: NULL argument");
             return P4S_ERROR;
         }
         // SAFETY: GIL held; arguments valid (caller's contract).
@@ -513,7 +486,7 @@ fn build_sequence(vals: *const P4sValue, n: i64, list: bool) -> *mut PyObject {
     };
     let api = e.api();
     if n < 0 || (vals.is_null() && n > 0) {
-        crate::errors::set_last_error("invalid sequence arguments");
+        set_last_error("invalid sequence arguments");
         return std::ptr::null_mut();
     }
     // SAFETY: GIL held.
@@ -587,7 +560,7 @@ export! {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         let api = e.api();
         if n < 0 || ((keys.is_null() || vals.is_null()) && n > 0) {
-            crate::errors::set_last_error("p4s_dict_from: invalid arguments");
+            set_last_error("p4s_dict_from: invalid arguments");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held.
@@ -629,7 +602,7 @@ export! {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         let api = e.api();
         if n < 0 || (vals.is_null() && n > 0) {
-            crate::errors::set_last_error("p4s_set_from: invalid arguments");
+            set_last_error("p4s_set_from: invalid arguments");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held; NULL makes an empty set.
@@ -675,7 +648,7 @@ export! {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
         if obj.is_null() || (out.is_null() && n > 0) || (scratch.is_null() && cap > 0) {
-            crate::errors::set_last_error("p4s_items: NULL argument");
+            set_last_error("p4s_items: NULL argument");
             return i64::from(P4S_ERROR);
         }
         // SAFETY: GIL held; PySequence_Fast returns a new list or tuple (or NULL).
@@ -789,7 +762,7 @@ export! {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
         if obj.is_null() || ((keys.is_null() || vals.is_null()) && n > 0) || (scratch.is_null() && cap > 0) {
-            crate::errors::set_last_error("p4s_dict_items: NULL argument");
+            set_last_error("p4s_dict_items: NULL argument");
             return i64::from(P4S_ERROR);
         }
         // SAFETY: `obj` live.
@@ -842,7 +815,7 @@ export! {
         let Some(e) = enter() else { return i64::from(P4S_ERROR) };
         let api = e.api();
         if obj.is_null() {
-            crate::errors::set_last_error("p4s_str_utf32: NULL object");
+            set_last_error("p4s_str_utf32: NULL object");
             return i64::from(P4S_ERROR);
         }
         // SAFETY: GIL held; `obj` live.
@@ -872,7 +845,7 @@ export! {
         let Some(e) = enter() else { return std::ptr::null() };
         let api = e.api();
         if obj.is_null() {
-            crate::errors::set_last_error("p4s_bytes_data: NULL object");
+            set_last_error("p4s_bytes_data: NULL object");
             return std::ptr::null();
         }
         let mut p: *mut c_char = std::ptr::null_mut();
@@ -900,7 +873,7 @@ export! {
     fn p4s_long_to_hex(obj: *mut PyObject) -> *mut PyObject, on_panic = std::ptr::null_mut(), {
         let Some(e) = enter() else { return std::ptr::null_mut() };
         if obj.is_null() {
-            crate::errors::set_last_error("p4s_long_to_hex: NULL object");
+            set_last_error("p4s_long_to_hex: NULL object");
             return std::ptr::null_mut();
         }
         // SAFETY: GIL held.

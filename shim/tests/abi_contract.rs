@@ -18,7 +18,7 @@
 //! - the `defcstruct`s' sizes and field offsets match the Rust structs.
 
 use py4cl2_cffi_shim::buffer::P4sBuffer;
-use py4cl2_cffi_shim::errors::P4sErrorInfo;
+use py4cl2_cffi_shim::pyerr::P4sErrorInfo;
 use py4cl2_cffi_shim::values::P4sValue;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

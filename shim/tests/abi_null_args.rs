@@ -8,9 +8,12 @@ use common::*;
 use py4cl2_cffi_shim::buffer::*;
 use py4cl2_cffi_shim::call::*;
 use py4cl2_cffi_shim::callback::*;
-use py4cl2_cffi_shim::errors::*;
 use py4cl2_cffi_shim::gil::*;
 use py4cl2_cffi_shim::lifecycle::*;
+use py4cl2_cffi_shim::names::*;
+use py4cl2_cffi_shim::objects::*;
+use py4cl2_cffi_shim::pyerr::*;
+use py4cl2_cffi_shim::source::*;
 use py4cl2_cffi_shim::values::*;
 use py4cl2_cffi_shim::{PyObject, P4S_ERROR};
 use std::ffi::c_char;
@@ -109,7 +112,7 @@ fn null_arguments_are_refused_or_documented() {
         p4s_buffer_release(null_mut()); // allowed: a no-op
         p4s_buffer_release(&mut buf); // allowed: never filled, nothing to release
 
-        // Calls, names, attributes, items, code (call.rs).
+        // Calls, names, attributes, items, code (call.rs, names.rs, objects.rs, source.rs).
         refused(
             p4s_call_packed(N, &key, 1, N, &mut out, sc, 8).into(),
             "p4s_call_packed",
@@ -179,7 +182,7 @@ fn null_arguments_are_refused_or_documented() {
         refused_ptr(p4s_str(N), "p4s_str");
         refused(p4s_len(N), "p4s_len");
 
-        // Callbacks and errors (callback.rs, errors.rs).
+        // Callbacks and errors (callback.rs, pyerr.rs, last_error.rs).
         let f = p4s_make_callable(7, null(), 0);
         assert!(!f.is_null(), "a NULL name is allowed: {}", last_error());
         p4s_decref(f);

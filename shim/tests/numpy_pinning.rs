@@ -148,7 +148,7 @@ fn pin_child() {
         let e = exec("import numpy").unwrap_err();
         assert!(e.starts_with("ImportError"), "{e}");
         // SAFETY: the kept exception exists (the import just failed); the text is NUL-terminated.
-        let tb = unsafe { std::ffi::CStr::from_ptr(py4cl2_cffi_shim::errors::p4s_error_text(2)) }
+        let tb = unsafe { std::ffi::CStr::from_ptr(py4cl2_cffi_shim::pyerr::p4s_error_text(2)) }
             .to_string_lossy()
             .into_owned();
         assert!(

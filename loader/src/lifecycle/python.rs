@@ -1,5 +1,6 @@
-//! Running Python from loader code: the GIL taken by the loader, a scratch globals dict, the
-//! `_py4cl2_cffi` helper module, and Python errors as text.
+//! Running Python from loader code: the GIL taken by the loader, the `_py4cl2_cffi` helper
+//! module (installed from helpers.py, its functions called with str arguments), and Python
+//! errors as text.
 
 use crate::api::Api;
 use crate::ffi_types::{PyGILState_STATE, PyObject, PyThreadState, Py_file_input};
@@ -64,101 +65,6 @@ impl<'a> HeldGil<'a> {
     }
 }
 
-/// A fresh globals dict for running loader code (GIL held by the caller throughout).
-pub(crate) struct Globals<'a> {
-    api: &'a Api,
-    dict: *mut PyObject,
-}
-
-impl<'a> Globals<'a> {
-    pub(crate) fn new(api: &'a Api) -> Result<Self, String> {
-        // SAFETY: the GIL is held (callers run between init and release); new reference.
-        let dict = unsafe { (api.PyDict_New)() };
-        if dict.is_null() {
-            return Err(fetch_error(api));
-        }
-        // SAFETY: `dict` is a live dict; builtins is a borrowed reference we do not keep.
-        let ok = unsafe {
-            (api.PyDict_SetItemString)(dict, c"__builtins__".as_ptr(), (api.PyEval_GetBuiltins)())
-        };
-        let g = Globals { api, dict };
-        if ok != 0 {
-            return Err(fetch_error(api));
-        }
-        Ok(g)
-    }
-
-    fn set(&mut self, name: &str, value: *mut PyObject) -> Result<(), String> {
-        if value.is_null() {
-            return Err(fetch_error(self.api));
-        }
-        let name = CString::new(name).map_err(|e| e.to_string())?;
-        // SAFETY: GIL held; `value` is a new reference we own and release after storing.
-        let rc = unsafe { (self.api.PyDict_SetItemString)(self.dict, name.as_ptr(), value) };
-        // SAFETY: we own `value`; the dict holds its own reference now.
-        unsafe { (self.api.Py_DecRef)(value) };
-        if rc != 0 {
-            return Err(fetch_error(self.api));
-        }
-        Ok(())
-    }
-
-    fn new_str(&self, s: &str) -> *mut PyObject {
-        // SAFETY: GIL held; valid UTF-8 pointer and length.
-        unsafe { (self.api.PyUnicode_FromStringAndSize)(s.as_ptr().cast(), s.len() as isize) }
-    }
-
-    pub(crate) fn set_str(&mut self, name: &str, s: &str) -> Result<(), String> {
-        let v = self.new_str(s);
-        self.set(name, v)
-    }
-
-    pub(crate) fn set_str_list(&mut self, name: &str, items: &[String]) -> Result<(), String> {
-        // SAFETY: GIL held; new reference.
-        let list = unsafe { (self.api.PyList_New)(0) };
-        if list.is_null() {
-            return Err(fetch_error(self.api));
-        }
-        for item in items {
-            let v = self.new_str(item);
-            let rc = if v.is_null() {
-                -1
-            } else {
-                // SAFETY: GIL held; `list` is a live list; Append does not steal `v`.
-                unsafe { (self.api.PyList_Append)(list, v) }
-            };
-            // SAFETY: `v` is ours (or NULL, which Py_DecRef accepts).
-            unsafe { (self.api.Py_DecRef)(v) };
-            if rc != 0 {
-                // SAFETY: release the partial list.
-                unsafe { (self.api.Py_DecRef)(list) };
-                return Err(fetch_error(self.api));
-            }
-        }
-        self.set(name, list)
-    }
-
-    /// Runs `code` with `mode` (`Py_file_input` or `Py_eval_input`) in this dict: a new
-    /// reference to the result, or the Python error as text.
-    fn run(&self, code: &str, mode: std::os::raw::c_int) -> Result<*mut PyObject, String> {
-        run_in(self.api, code, mode, self.dict)
-    }
-
-    pub(crate) fn exec(&self, code: &str) -> Result<(), String> {
-        let r = self.run(code, Py_file_input)?;
-        // SAFETY: new reference returned by `run`.
-        unsafe { (self.api.Py_DecRef)(r) };
-        Ok(())
-    }
-}
-
-impl Drop for Globals<'_> {
-    fn drop(&mut self) {
-        // SAFETY: GIL held; we own the dict.
-        unsafe { (self.api.Py_DecRef)(self.dict) };
-    }
-}
-
 /// Runs `code` in `dict` (globals and locals) with `mode`: a new reference or the error text.
 fn run_in(
     api: &Api,
@@ -213,11 +119,67 @@ pub(crate) fn install_helpers(api: &Api) -> Result<*mut PyObject, String> {
     }
 }
 
+/// An argument of a helper call.
+pub(crate) enum Arg<'a> {
+    /// A str.
+    Str(&'a str),
+    /// A list of str.
+    StrList(&'a [String]),
+}
+
+/// A new str (GIL held), or NULL with the error set.
+fn new_str(api: &Api, s: &str) -> *mut PyObject {
+    // SAFETY: GIL held (callers' contract); valid UTF-8 pointer and length.
+    unsafe { (api.PyUnicode_FromStringAndSize)(s.as_ptr().cast(), s.len() as isize) }
+}
+
+/// The object of `arg` (GIL held): a new reference, or NULL with the error set.
+fn arg_object(api: &Api, arg: &Arg) -> *mut PyObject {
+    match arg {
+        Arg::Str(s) => new_str(api, s),
+        Arg::StrList(items) => {
+            // SAFETY: GIL held; a new reference or NULL.
+            let list = unsafe { (api.PyList_New)(0) };
+            if list.is_null() {
+                return list;
+            }
+            for item in items.iter() {
+                let v = new_str(api, item);
+                let rc = if v.is_null() {
+                    -1
+                } else {
+                    // SAFETY: GIL held; `list` is a live list; Append does not steal `v`.
+                    unsafe { (api.PyList_Append)(list, v) }
+                };
+                // SAFETY: `v` is ours (or NULL, which Py_DecRef accepts).
+                unsafe { (api.Py_DecRef)(v) };
+                if rc != 0 {
+                    // SAFETY: release the partial list; the error stays set.
+                    unsafe { (api.Py_DecRef)(list) };
+                    return std::ptr::null_mut();
+                }
+            }
+            list
+        }
+    }
+}
+
 /// Calls `name()` of the helper module `helpers` (GIL held): a new reference to the result.
 pub(crate) fn call_helper(
     api: &Api,
     helpers: *mut PyObject,
     name: &str,
+) -> Result<*mut PyObject, String> {
+    call_helper_with(api, helpers, name, &[])
+}
+
+/// Calls `name(*args)` of the helper module `helpers` (GIL held): a new reference to the
+/// result, or the Python error as text.
+pub(crate) fn call_helper_with(
+    api: &Api,
+    helpers: *mut PyObject,
+    name: &str,
+    args: &[Arg],
 ) -> Result<*mut PyObject, String> {
     let cname = CString::new(name).map_err(|e| e.to_string())?;
     // SAFETY: GIL held; `helpers` is the live helper module; new reference or NULL.
@@ -225,15 +187,23 @@ pub(crate) fn call_helper(
     if f.is_null() {
         return Err(fetch_error(api));
     }
-    // SAFETY: GIL held; `f` is callable; an empty tuple means no arguments.
+    // SAFETY: GIL held; `f` is callable; SetItem steals the argument objects, each checked.
     let r = unsafe {
-        let args = (api.PyTuple_New)(0);
-        let r = if args.is_null() {
-            std::ptr::null_mut()
+        let t = (api.PyTuple_New)(args.len() as isize);
+        let mut ok = !t.is_null();
+        for (i, a) in args.iter().enumerate() {
+            if !ok {
+                break;
+            }
+            let o = arg_object(api, a);
+            ok = !o.is_null() && (api.PyTuple_SetItem)(t, i as isize, o) == 0;
+        }
+        let r = if ok {
+            (api.PyObject_Call)(f, t, std::ptr::null_mut())
         } else {
-            (api.PyObject_Call)(f, args, std::ptr::null_mut())
+            std::ptr::null_mut()
         };
-        (api.Py_DecRef)(args);
+        (api.Py_DecRef)(t);
         (api.Py_DecRef)(f);
         r
     };

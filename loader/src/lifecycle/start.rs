@@ -2,12 +2,12 @@
 //! interpreter that a soft stop left.
 //!
 //! A fresh start opens the interpreter's own libpython by absolute path with
-//! `RTLD_NOW | RTLD_GLOBAL`, checks its version banner, runs `Py_InitializeEx(0)`, fixes the
-//! prefix for venvs, installs the `_py4cl2_cffi` helper module, opens a session and releases
-//! the GIL. A resume only opens a new session. Either is all-or-nothing: a failure after
+//! `RTLD_NOW | RTLD_GLOBAL`, checks its version banner, runs `Py_InitializeEx(0)`, installs the
+//! `_py4cl2_cffi` helper module, lets its `post_init` fix the prefix for venvs, opens a session
+//! and releases the GIL. A resume only opens a new session. Either is all-or-nothing: a failure after
 //! initialisation stops Python again (see `stop::finish_hard`), so the next start retries.
 
-use super::python::{call_helper, install_helpers, Globals, HeldGil};
+use super::python::{call_helper, call_helper_with, install_helpers, Arg, HeldGil};
 use super::{lock, version_of, Pin, Runtime, State};
 use super::{CURRENT, GENERATION, INTERPRETER};
 use crate::api::Api;
@@ -198,9 +198,10 @@ fn fresh(
         });
     }
     // From here the GIL is held by this thread, with the main thread state.
-    let setup = post_init(&api, facts, st.pin.as_ref());
-    let helpers = setup
-        .and_then(|()| install_helpers(&api))
+    // The helper module first (its body imports only the stdlib), then the paths and import
+    // hook it sets up, then the session, which records them.
+    let helpers = install_helpers(&api)
+        .and_then(|m| post_init(&api, m, facts, st.pin.as_ref()).map(|()| m))
         .and_then(|m| begin_session(&api, m).map(|()| m));
     let generation = GENERATION.fetch_add(1, Ordering::AcqRel) + 1;
     let mut runtime = Box::new(Runtime {
@@ -260,53 +261,20 @@ fn to_wide(path: &Path) -> Vec<libc::wchar_t> {
         .collect()
 }
 
-/// Python code run once after initialisation, with the GIL held. `PY4CL2_PREFIX`,
-/// `PY4CL2_SITE` and `PY4CL2_PINNED` are bound in its globals.
-const POST_INIT: &str = r#"
-import sys, os
-if os.path.realpath(sys.prefix) != os.path.realpath(PY4CL2_PREFIX):
-    # Python did not arrive at the requested prefix from the program name. This happens when a
-    # pinned libpython is initialised again (it keeps the paths it computed the first time) or
-    # for unusual layouts: put the venv/conda prefix and its site-packages in place by hand.
-    import site
-    _old = [p for p in sys.path if p.rstrip('/').endswith(('site-packages', 'dist-packages'))]
-    sys.path[:] = [p for p in sys.path if p not in _old]
-    sys.prefix = sys.exec_prefix = PY4CL2_PREFIX
-    sys.executable = PY4CL2_EXECUTABLE
-    for _p in PY4CL2_SITE:
-        if os.path.isdir(_p):
-            site.addsitedir(_p)
-if PY4CL2_PINNED:
-    class Py4cl2PinnedExtensionFinder:
-        """Refuses to import extension modules that an earlier start left mapped."""
-        pinned = {os.path.realpath(p) for p in PY4CL2_PINNED}
-        names = {os.path.basename(p).split('.')[0] for p in PY4CL2_PINNED}
-        @classmethod
-        def find_spec(cls, name, path=None, target=None):
-            if name.rpartition('.')[2] not in cls.names:
-                return None
-            import importlib.machinery
-            spec = importlib.machinery.PathFinder.find_spec(name, path, target)
-            if spec is not None and spec.origin and os.path.realpath(spec.origin) in cls.pinned:
-                raise ImportError(
-                    "py4cl2-cffi: cannot import %s again: its extension module %s stayed loaded "
-                    "when Python was finalised earlier in this process and cannot be initialised "
-                    "a second time; start a fresh process to import it" % (name, spec.origin),
-                    name=name, path=spec.origin)
-            return None
-    sys.meta_path.insert(0, Py4cl2PinnedExtensionFinder)
-"#;
-
-fn post_init(api: &Api, facts: &Facts, pin: Option<&Pin>) -> Result<(), String> {
-    let mut globals = Globals::new(api)?;
-    globals.set_str("PY4CL2_PREFIX", &facts.prefix.to_string_lossy())?;
-    globals.set_str("PY4CL2_EXECUTABLE", &facts.executable.to_string_lossy())?;
+/// `_py4cl2_cffi.post_init(prefix, executable, site_dirs, pinned)`, once after a fresh
+/// initialisation (GIL held, the helper module installed): the paths a venv or a pinned
+/// libpython needs, and the import hook that refuses pinned extension modules.
+fn post_init(
+    api: &Api,
+    helpers: *mut crate::ffi_types::PyObject,
+    facts: &Facts,
+    pin: Option<&Pin>,
+) -> Result<(), String> {
     let site: Vec<String> = facts
         .site_packages
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
-    globals.set_str_list("PY4CL2_SITE", &site)?;
     let pinned: Vec<String> = pin
         .map(|p| {
             p.files
@@ -316,6 +284,18 @@ fn post_init(api: &Api, facts: &Facts, pin: Option<&Pin>) -> Result<(), String> 
                 .collect()
         })
         .unwrap_or_default();
-    globals.set_str_list("PY4CL2_PINNED", &pinned)?;
-    globals.exec(POST_INIT)
+    let r = call_helper_with(
+        api,
+        helpers,
+        "post_init",
+        &[
+            Arg::Str(&facts.prefix.to_string_lossy()),
+            Arg::Str(&facts.executable.to_string_lossy()),
+            Arg::StrList(&site),
+            Arg::StrList(&pinned),
+        ],
+    )?;
+    // SAFETY: GIL held; the result (None) is ours.
+    unsafe { (api.Py_DecRef)(r) };
+    Ok(())
 }

@@ -3,9 +3,12 @@
 #![allow(dead_code)]
 
 use py4cl2_cffi_shim::call::*;
-use py4cl2_cffi_shim::errors::*;
 use py4cl2_cffi_shim::gil::p4s_decref;
+use py4cl2_cffi_shim::last_error::*;
 use py4cl2_cffi_shim::lifecycle::*;
+use py4cl2_cffi_shim::names::*;
+use py4cl2_cffi_shim::pyerr::*;
+use py4cl2_cffi_shim::source::*;
 use py4cl2_cffi_shim::values::*;
 use py4cl2_cffi_shim::PyObject;
 use std::ffi::CStr;

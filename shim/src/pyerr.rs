@@ -1,5 +1,4 @@
-//! Errors: the shim's own last error (a status code and a text), and the Python exception kept
-//! for each thread.
+//! Python exceptions: the exception kept for each thread and its description.
 //!
 //! When a call fails in Python, the shim takes the exception out of Python at once
 //! ([`take_python_error`]) and keeps it for the calling thread; Lisp then reads its type name,
@@ -7,33 +6,22 @@
 //! exception object itself, and finally clears it. Describing runs no Python source: the type
 //! and message come from C-API calls, the traceback from the helper module's formatter, so a
 //! `RecursionError` raised deep in a recursion is still described.
+//!
+//! May depend on: last_error, gil, vectorcall (and lib). The shim's own error (a status code and
+//! a text, no Python involved) is in `last_error`, below `gil`.
 
 use crate::gil::{enter, Entry};
-use crate::values::utf8_of;
+use crate::last_error::set_last_error;
+use crate::vectorcall::vectorcall;
 use crate::{PyObject, P4S_ERROR, P4S_OK, P4S_PYERROR};
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, CString};
+use std::ffi::c_char;
 
 thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-    static LAST_CODE: Cell<i32> = const { Cell::new(P4S_OK) };
     static TEXT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static DESCRIPTION: RefCell<[Vec<u8>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
     static EXC: Cell<(usize, u64)> = const { Cell::new((0, 0)) };
     static HANDLE: Cell<i64> = const { Cell::new(-1) };
-}
-
-/// Records a shim-level error for this thread: its status code (one of the `P4S_*` error
-/// codes, read back with `p4s_last_error_code`) and its message.
-pub fn set_error(code: i32, msg: &str) {
-    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = c);
-    LAST_CODE.with(|k| k.set(code));
-}
-
-/// Records a shim-level error message for this thread, with the generic code [`P4S_ERROR`].
-pub fn set_last_error(msg: &str) {
-    set_error(P4S_ERROR, msg);
 }
 
 /// Takes the pending Python exception (GIL held) and keeps it for this thread; returns
@@ -94,7 +82,7 @@ fn keep_exception(e: &Entry, v: *mut PyObject) {
             (
                 type_name_of(e, v).unwrap_or_else(|| b"<unknown type>".to_vec()),
                 str_bytes(e, v).unwrap_or_else(|| b"<str() of the exception failed>".to_vec()),
-                crate::callback::lisp_handle_of(e, v),
+                lisp_handle_of(e, v),
             )
         })
     };
@@ -154,31 +142,6 @@ fn text_out(s: &[u8]) -> *const c_char {
         t.push(0);
         t.as_ptr().cast()
     })
-}
-
-export! {
-    /// This thread's last shim-level error message (UTF-8, NUL-terminated, borrowed until the
-    /// next shim error on this thread). Empty if there was none.
-    ///
-    /// Owns: a borrowed UTF-8 string, valid until this thread's next shim error.
-    /// GIL: not needed.
-    /// Fails: never (an empty string when there was no error).
-    fn p4s_last_error() -> *const c_char, on_panic = std::ptr::null(), {
-        LAST_ERROR.with(|e| e.borrow().as_ptr())
-    }
-}
-
-export! {
-    /// The status code of this thread's last shim-level error: `P4S_ERROR` (-2, a bad argument
-    /// or an internal error), `P4S_NOT_STARTED` (-3), `P4S_PINNED` (-4), `P4S_OTHER_RUNNING`
-    /// (-5), `P4S_BUSY` (-6) or `P4S_REFUSED` (-7); 0 if there was none.
-    ///
-    /// Owns: nothing.
-    /// GIL: not needed.
-    /// Fails: never.
-    fn p4s_last_error_code() -> i32, on_panic = P4S_ERROR, {
-        LAST_CODE.with(|k| k.get())
-    }
 }
 
 /// What `p4s_error_describe` fills in: UTF-8 texts (not NUL-terminated, borrowed until this
@@ -283,7 +246,7 @@ pub(crate) fn type_name_of(e: &Entry, o: *mut PyObject) -> Option<Vec<u8>> {
             unsafe { (api.PyErr_Clear)() };
             return None;
         }
-        let s = utf8_of(e, a).map(|b| b.to_vec());
+        let s = utf8_of(e, a);
         // SAFETY: our reference.
         unsafe { (api.Py_DecRef)(a) };
         s
@@ -315,7 +278,7 @@ fn formatted_traceback(e: &Entry, v: *mut PyObject) -> Option<Vec<u8>> {
         if f.is_null() {
             std::ptr::null_mut()
         } else {
-            let r = crate::call::vectorcall(api, f, &[v], std::ptr::null_mut());
+            let r = vectorcall(api, f, &[v], std::ptr::null_mut());
             (api.Py_DecRef)(f);
             r
         }
@@ -325,7 +288,7 @@ fn formatted_traceback(e: &Entry, v: *mut PyObject) -> Option<Vec<u8>> {
         unsafe { (api.PyErr_Clear)() };
         return None;
     }
-    let s = utf8_of(e, r).map(|b| b.to_vec());
+    let s = utf8_of(e, r);
     // SAFETY: our reference.
     unsafe { (api.Py_DecRef)(r) };
     s
@@ -438,8 +401,78 @@ pub(crate) fn str_bytes(e: &Entry, o: *mut PyObject) -> Option<Vec<u8>> {
         unsafe { (api.PyErr_Clear)() };
         return None;
     }
-    let out = utf8_of(e, s).map(|b| b.to_vec());
+    let out = utf8_of(e, s);
     // SAFETY: new reference.
     unsafe { (api.Py_DecRef)(s) };
     out
+}
+
+/// A copy of the UTF-8 bytes of a str object (GIL held); None (error cleared) if `o` is not a
+/// str or cannot be encoded. Copied, since the buffer Python lends lives only as long as `o`.
+pub(crate) fn utf8_of(e: &Entry, o: *mut PyObject) -> Option<Vec<u8>> {
+    let api = e.api();
+    let mut len = 0isize;
+    // SAFETY: GIL held; `o` live (caller's contract); the returned buffer is cached in the str
+    // and lives as long as it does, and it is copied below before this function returns.
+    let p = unsafe { (api.PyUnicode_AsUTF8AndSize)(o, &mut len) };
+    if p.is_null() {
+        // SAFETY: GIL held.
+        unsafe { (api.PyErr_Clear)() };
+        return None;
+    }
+    // SAFETY: `p` points to `len` bytes owned by `o`, which the caller keeps alive.
+    Some(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len as usize) }.to_vec())
+}
+
+/// The `py4cl2_cffi.LispError` class of the running interpreter (borrowed: the helper module
+/// keeps it), or NULL with the error set.
+pub(crate) fn lisp_error_type(e: &Entry) -> *mut PyObject {
+    let api = e.api();
+    // SAFETY: GIL held; the helper module is live; a new reference or NULL.
+    let t = unsafe { (api.PyObject_GetAttrString)(e.runtime().helpers(), c"LispError".as_ptr()) };
+    if !t.is_null() {
+        // SAFETY: the helper module keeps the class alive for the life of the interpreter.
+        unsafe { (api.Py_DecRef)(t) };
+    }
+    t
+}
+
+/// The Lisp handle carried by exception `v` or the first `LispError` of its context chain,
+/// else -1 (GIL held; errors are cleared).
+pub(crate) fn lisp_handle_of(e: &Entry, mut v: *mut PyObject) -> i64 {
+    let api = e.api();
+    let t = lisp_error_type(e);
+    for _ in 0..16 {
+        if v.is_null() || t.is_null() {
+            break;
+        }
+        // SAFETY: GIL held; `v` an exception instance; attribute lookups return new refs.
+        unsafe {
+            if (api.PyObject_IsInstance)(v, t) == 1 {
+                let h = (api.PyObject_GetAttrString)(v, c"lisp_handle".as_ptr());
+                if h.is_null() {
+                    (api.PyErr_Clear)();
+                    return -1;
+                }
+                let mut of = 0;
+                let n = (api.PyLong_AsLongLongAndOverflow)(h, &mut of);
+                (api.Py_DecRef)(h);
+                (api.PyErr_Clear)();
+                return n;
+            }
+            let next = (api.PyObject_GetAttrString)(v, c"__context__".as_ptr());
+            if next.is_null() {
+                (api.PyErr_Clear)();
+                return -1;
+            }
+            // Borrow: the chain is kept alive by the exception we were given.
+            (api.Py_DecRef)(next);
+            v = if next == api._Py_NoneStruct {
+                std::ptr::null_mut()
+            } else {
+                next
+            };
+        }
+    }
+    -1
 }
