@@ -49,21 +49,21 @@ pub const BRANCHES: &[Branch] = &[
         since: (3, 9, 0),
         detect: Detect::Symbol("PyObject_VectorcallDict"),
         what:
-            "shim call.rs: keyword calls through PyObject_VectorcallDict; before 3.9 a tuple and \
+            "shim vectorcall.rs: keyword calls through PyObject_VectorcallDict; before 3.9 a tuple and \
                a dict through PyObject_Call",
     },
     Branch {
         name: "vectorcall-method",
         since: (3, 9, 0),
         detect: Detect::Symbol("PyObject_VectorcallMethod"),
-        what: "shim call.rs: method calls without a bound-method object; before 3.9 \
+        what: "shim vectorcall.rs: method calls without a bound-method object; before 3.9 \
                PyObject_GetAttr then a call",
     },
     Branch {
         name: "vectorcall",
         since: (3, 11, 0),
         detect: Detect::Symbol("PyObject_Vectorcall"),
-        what: "shim call.rs: positional calls through the exported PyObject_Vectorcall (an \
+        what: "shim vectorcall.rs: positional calls through the exported PyObject_Vectorcall (an \
                inline function in 3.9 and 3.10, so not resolvable there: those use \
                PyObject_VectorcallDict with no keywords, 3.8 a tuple)",
     },
@@ -80,7 +80,7 @@ pub const BRANCHES: &[Branch] = &[
         name: "raised-exception",
         since: (3, 12, 0),
         detect: Detect::Symbol("PyErr_GetRaisedException"),
-        what: "shim errors.rs: one normalised exception object with its traceback \
+        what: "shim pyerr.rs: one normalised exception object with its traceback \
                (PyErr_GetRaisedException/SetRaisedException); before 3.12 the \
                PyErr_Fetch/NormalizeException/Restore triple",
     },

@@ -181,7 +181,7 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %generation "p4s_generation" :uint64)
 (define-shim %running-json "p4s_running_json" :pointer)
 
-;;; Errors (errors.rs)
+;;; Errors (pyerr.rs, last_error.rs)
 (define-shim %last-error "p4s_last_error" :pointer)
 (define-shim %last-error-code "p4s_last_error_code" :int32)
 ;;; P4sErrorInfo: {type, type_len, message, message_len, traceback, traceback_len, lisp_handle}.
@@ -238,7 +238,7 @@ RETURN and takes ARGS, a list of (NAME CFFI-TYPE), with Lisp interrupts deferred
 (define-shim %long-to-hex "p4s_long_to_hex" :pointer (obj :pointer))
 (define-shim %release-value "p4s_release_value" :void (v :pointer))
 
-;;; Calls, names, attributes, items, code (call.rs)
+;;; Calls, names, attributes, items, code (call.rs, names.rs, objects.rs, source.rs)
 (define-shim %call-packed "p4s_call_packed" :int32
   (callable :pointer) (args :pointer) (nargs :int64) (kwnames :pointer)
   (out :pointer) (scratch :pointer) (cap :int64))
