@@ -194,21 +194,40 @@ fn read_on_thread<R: Read + Send + 'static>(
     });
 }
 
+/// `ETXTBSY` ("text file busy"): 26 on Linux and macOS alike. (`ErrorKind::ExecutableFileBusy`
+/// is newer than this crate's minimum Rust.)
+const ETXTBSY: i32 = 26;
+
 /// Run `path FLAGS -c SCRIPT` and collect its output, killing it after `timeout`.
 ///
 /// The pipes are read on their own threads, and the end of both (the process is exiting)
 /// is what is waited for, so a quick interpreter costs no polling delay. The readers are
 /// detached: a grandchild holding a pipe open cannot make this hang past the deadline.
 fn run_with(path: &Path, flags: &[&str], timeout: Duration) -> std::io::Result<Ran> {
-    let mut child = Command::new(path)
-        .args(flags)
-        .arg("-c")
-        .arg(SCRIPT)
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let spawn = || {
+        Command::new(path)
+            .args(flags)
+            .arg("-c")
+            .arg(SCRIPT)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+    };
+    // An executable written a moment ago is "busy" (ETXTBSY) while any process forked in the
+    // meantime still holds the writer's descriptor, until that child execs: an installer or a
+    // test that just made the interpreter in another thread. That lasts microseconds; retry.
+    let mut tries = 0;
+    let mut child = loop {
+        match spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other?,
+        }
+    };
     let deadline = Instant::now() + timeout;
     let (tx, rx) = mpsc::channel();
     read_on_thread(child.stdout.take(), 0, tx.clone());
