@@ -85,7 +85,7 @@ for line in "${rows_in[@]}"; do
   # stdin is /dev/null: a Lisp that lands in its debugger or top-level prompt (ECL does so
   # after a memory fault it caught) reads end of file and exits, instead of waiting for the
   # timeout.
-  PY4CL2_CFFI_CONFIG="$config" PY4CL2_CFFI_SHIM="$shim" timeout 1200 "${cmd[@]}" </dev/null >"$log" 2>&1
+  PY4CL2_CFFI_CONFIG="$config" PY4CL2_CFFI_SHIM="$shim" timeout 600 "${cmd[@]}" </dev/null >"$log" 2>&1
   status=$?
   secs=$(( $(date +%s) - start ))
   summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
