@@ -272,3 +272,20 @@ fn a_newer_minor_is_used_with_one_warning() {
         "{listed}"
     );
 }
+
+#[test]
+fn an_interpreter_still_open_for_writing_is_started_once_it_is_closed() {
+    // The reproducer of an ETXTBSY flake: an executable that some process still holds open for
+    // writing (here this test, in the sid run a child forked by another test thread) cannot be
+    // executed. Inspecting it must wait for the writer instead of failing.
+    let dir = tempfile::tempdir().unwrap();
+    let (exe, _) = fake(&dir.path().join("busy"), "lib/libpython3.12.so.1.0", |_| {});
+    let writer = std::fs::OpenOptions::new().append(true).open(&exe).unwrap();
+    let released = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        drop(writer);
+    });
+    let i = inspect(&exe).expect("inspected once the writer closed the file");
+    released.join().unwrap();
+    assert!(i.facts.is_some(), "the facts were read");
+}

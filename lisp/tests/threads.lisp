@@ -77,7 +77,7 @@ def run_in_thread(f, x):
   ;; crash of Python-made threads calling Lisp on ECL under some earlier test state. Skipped
   ;; there, loudly, until it is found.
   #+ecl (skip-test "ECL: a rare memory fault of thread-pool workers calling Lisp is under ~
-                    investigation (seen twice on 3.10; see the closing note of stop 22)")
+                    investigation (seen twice with Python 3.10 in full runs of this suite, never alone)")
   #-ecl
   (progn
     (pystart)
