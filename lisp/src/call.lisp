@@ -253,7 +253,7 @@ crossing and nothing but the result allocated. Out-of-line helpers get the frame
                     (let ((tag (v-tag out)))
                       (cond ((= tag +tag-str+)
                              (if (= 1 (v-aux out))
-                                 (scratch-string scratch (v-b out))
+                                 (scratch-string out 0 scratch)
                                  (decode-result-at (address frame))))
                             ((= tag +tag-int+) (v-a out))
                             ((= tag +tag-float+) (v-a-double out))

@@ -86,10 +86,11 @@ the object (valid during BODY; pass it to PYCALL, PYSLOT-VALUE...) and returns t
 
 ;;; Reading strings.
 (declaim (inline scratch-string))
-(defun scratch-string (scratch n)
-  "A fresh Lisp string of the N UTF-32 characters at SCRATCH."
-  (declare (type fixnum n) (optimize speed (safety 0)))
-  (utf32-to-string scratch n))
+(defun scratch-string (p i scratch)
+  "The string of packed value I at P, which the shim copied into SCRATCH (aux 1): its A is the
+character offset there, its B the length."
+  (declare (type fixnum i) (optimize speed (safety 0)))
+  (utf32-to-string (offset-pointer scratch (* 4 (the value-index (v-a p i)))) (v-b p i)))
 
 ;;; How deep nested data may be. Both directions recurse on the Lisp stack, one level per
 ;;; container. Running out of stack where foreign code runs (malloc, the shim) cannot be
@@ -229,9 +230,7 @@ the buffer strings with aux = 1 were copied to (each at its offset), or NIL."
        (#.+tag-bool+ (/= 0 (v-a p i)))
        (#.+tag-complex+ (complex (v-a-double p i) (v-b-double p i)))
        (#.+tag-str+ (if (= 1 (v-aux p i))
-                        ;; Copied into SCRATCH, at character offset A.
-                        (scratch-string (offset-pointer scratch (* 4 (the value-index (v-a p i))))
-                                        (v-b p i))
+                        (scratch-string p i scratch)
                         (take-object (v-a-pointer p i) tag (v-b p i))))
        (#.+tag-char+ (code-char (v-a p i)))
        (t (take-object (v-a-pointer p i) tag (v-b p i)))))))
@@ -248,8 +247,7 @@ decoded in line when no lispifier is in effect (the common case of bulk data)."
         (cond ((= tag +tag-int+) (v-a p i))
               ((= tag +tag-float+) (v-a-double p i))
               ((and (= tag +tag-str+) (= 1 (v-aux p i)))
-               (scratch-string (offset-pointer scratch (* 4 (the value-index (v-a p i))))
-                               (v-b p i)))
+               (scratch-string p i scratch))
               (t (decode-value p i scratch))))))
 
 (defun release-values (vals start end)
